@@ -1,0 +1,48 @@
+// nn/arena.h — memory arenas on the CPU or a CUDA device.
+//
+// An arena hands out 256-byte aligned blocks from large chunks and frees them all at once:
+//  - a per-step arena (activations, saved tensors, scratch) is reset after every step; its chunks
+//    are kept, so steady-state steps allocate nothing from the system;
+//  - a persistent arena (weights, optimiser state) is never reset, only freed.
+// The arena grows by adding chunks (at least chunk_size bytes each); `limit` (0 = none) caps the
+// total so that a runaway allocation fails with a clear message instead of exhausting the device.
+#pragma once
+#include <stddef.h>
+
+#include "tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define ARENA_ALIGN 256
+
+typedef struct ArenaChunk {
+    unsigned char *base;
+    size_t size, used;
+    struct ArenaChunk *next;
+} ArenaChunk;
+
+typedef struct Arena {
+    const char *name;        // for messages: "weights", "step", ...
+    Device device;
+    size_t chunk_size;       // default size of a new chunk
+    size_t limit;            // 0 = unlimited; otherwise max total bytes of all chunks
+    ArenaChunk *chunks;      // all chunks, in allocation order
+    ArenaChunk *current;     // chunk being filled
+    size_t reserved;         // bytes of all chunks
+    size_t in_use;           // bytes handed out since the last reset (with alignment padding)
+    size_t high_water;       // max in_use ever seen
+} Arena;
+
+int arena_init(Arena *a, const char *name, Device device, size_t chunk_size, size_t limit, DiceError *err);
+void arena_free(Arena *a);
+void arena_reset(Arena *a);
+// bytes == 0 gives a valid, unique, aligned pointer.
+int arena_alloc(Arena *a, size_t bytes, void **out, DiceError *err);
+// A new contiguous tensor in the arena (contents undefined).
+int arena_tensor(Arena *a, Tensor *t, DType dtype, int ndim, const int64_t *shape, DiceError *err);
+
+#ifdef __cplusplus
+}
+#endif

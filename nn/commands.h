@@ -1,0 +1,22 @@
+// nn/commands.h — the subcommands of the `dice` program (dispatched by dice.c).
+// Each takes the arguments after its name (argv[0] is the command name), prints one clear
+// error line on failure and returns the process exit status.
+#pragma once
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct DiceCommand {
+    const char *name;
+    const char *summary;  // one line for `dice help`
+    const char *usage;    // full text for `dice help NAME`
+    int (*run)(int argc, char **argv);
+} DiceCommand;
+
+extern const DiceCommand cmd_inspect;  // nn/cmd_inspect.c
+extern const DiceCommand cmd_demo;     // nn/cmd_demo.c
+
+#ifdef __cplusplus
+}
+#endif

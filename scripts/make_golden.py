@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""scripts/make_golden.py — writes the reference data in tests/golden/ with PyTorch (and, for later
+sections, diffusers and transformers). One function per section; `--only NAME` runs one section.
+Run from the repository root: `python3 scripts/make_golden.py [--only rng]`. The outputs are committed,
+so the C tests need no Python. Every file records the torch version that produced it.
+
+Sections:
+  rng   tests/golden/torch_randn.safetensors: torch.randn / torch.rand on CPU generators, read by
+        tests/test_torch_rng.c, which requires bitwise equality with nn/torch_rng.c.
+"""
+import argparse
+import json
+import os
+import struct
+import sys
+
+import torch
+from safetensors import safe_open
+
+GOLDEN = os.path.join("tests", "golden")
+
+
+ST_DTYPES = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.float64: "F64",
+             torch.int64: "I64", torch.int32: "I32", torch.uint8: "U8", torch.bool: "BOOL"}
+
+
+def save_safetensors(path, tensors, metadata):
+    """Writes a safetensors file deterministically (tensors in insertion order, JSON keys sorted, so a
+    rerun gives the same bytes; the safetensors package orders metadata by hash) and reads it back with
+    the safetensors package to check it."""
+    header, blobs, offset = {"__metadata__": metadata}, [], 0
+    for name, t in tensors.items():
+        data = bytes(t.detach().cpu().contiguous().clone().untyped_storage())
+        header[name] = {"dtype": ST_DTYPES[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    with open(path + ".tmp", "wb") as f:
+        f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
+    os.replace(path + ".tmp", path)
+    with safe_open(path, framework="pt") as f:
+        assert f.metadata() == metadata
+        for name, t in tensors.items():
+            assert torch.equal(f.get_tensor(name), t), name
+
+
+def torch_metadata():
+    return {
+        "torch_version": torch.__version__,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "written_by": "scripts/make_golden.py",
+    }
+
+
+def make_rng():
+    """Cases of one seeded generator and a sequence of draws on it.
+
+    Tensor "caseNN/K" is draw K of case NN (its numel and dtype are the draw's); metadata "caseNN.seed"
+    is the decimal seed and "caseNN/K" the op ("randn" or "rand"). Case NN starts from
+    torch.Generator().manual_seed(seed), or from torch.manual_seed(seed) and the default generator when
+    metadata "caseNN.api" is "manual_seed" (the same generator type: both must match).
+    """
+    capability = torch.backends.cpu.get_cpu_capability()
+    if capability not in ("AVX2", "AVX512"):
+        sys.exit(f"make_golden rng: torch's CPU capability is {capability}; nn/torch_rng.c reproduces the "
+                 "x86-64 AVX2/AVX512 kernels, so generate this file on such a machine")
+    ops = {"randn": torch.randn, "rand": torch.rand}
+    tensors, meta = {}, torch_metadata()
+    cases = []
+    # one draw per fresh generator: seeds including one above 2^32 (only its low 32 bits seed mt19937)
+    # and one above 2^63; sizes around the 16-element chunking of the vectorised path
+    for seed in (0, 42, 1234, 2**32 + 5, 0xDEADBEEFCAFEF00D):
+        for shape in ((1,), (7,), (15,), (16,), (17,), (33,), (2, 4, 8, 8)):
+            cases.append((seed, "generator", [("randn", shape, torch.float32)]))
+    # a latent of SD-like shape, through the global generator as `torch.manual_seed(s); torch.randn(...)`
+    cases.append((42, "manual_seed", [("randn", (1, 4, 64, 64), torch.float32)]))
+    # consecutive draws: the cached second normal of the small-size path survives a large draw
+    cases.append((7, "generator", [("randn", (7,), torch.float32), ("randn", (33,), torch.float32),
+                                    ("randn", (3,), torch.float32), ("randn", (16,), torch.float32),
+                                    ("randn", (5,), torch.float32), ("rand", (10,), torch.float32),
+                                    ("randn", (1,), torch.float32), ("randn", (700,), torch.float32)]))
+    # half precision: computed in float32, chunk by chunk (a different tail than float32)
+    for dtype in (torch.float16, torch.bfloat16):
+        cases.append((42, "generator", [("randn", (7,), dtype), ("randn", (33,), dtype),
+                                         ("randn", (2, 4, 8, 8), dtype)]))
+    # rand: float32, and half types often enough that rounding up to 1.0 (mapped to 0) happens
+    cases.append((3, "generator", [("rand", (100,), torch.float32), ("rand", (16384,), torch.float16),
+                                   ("rand", (2000,), torch.bfloat16)]))
+
+    for c, (seed, api, draws) in enumerate(cases):
+        name = f"case{c:02d}"
+        meta[f"{name}.seed"] = str(seed)
+        meta[f"{name}.api"] = api
+        if api == "manual_seed":
+            torch.manual_seed(seed)
+            gen = None
+        else:
+            gen = torch.Generator().manual_seed(seed)
+        for k, (op, shape, dtype) in enumerate(draws):
+            out = ops[op](shape, generator=gen, dtype=dtype)
+            if op == "rand" and dtype != torch.float32:
+                # the data must exercise the 1.0 -> 0.0 mapping (zeros from a zero uniform are 2^-24 rare)
+                assert (out == 0).sum() > 0, f"{name}/{k}: no zero in rand {dtype}; make the draw larger"
+            tensors[f"{name}/{k}"] = out.contiguous()
+            meta[f"{name}/{k}"] = op
+    path = os.path.join(GOLDEN, "torch_randn.safetensors")
+    save_safetensors(path, tensors, meta)
+    print(f"wrote {path} ({os.path.getsize(path)} bytes, {len(cases)} cases) with torch {torch.__version__}, "
+          f"CPU capability {capability}")
+
+
+SECTIONS = {"rng": make_rng}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=sorted(SECTIONS), help="write one section only")
+    args = parser.parse_args()
+    os.makedirs(GOLDEN, exist_ok=True)
+    for name, make in SECTIONS.items():
+        if args.only is None or args.only == name:
+            make()
+
+
+if __name__ == "__main__":
+    main()
