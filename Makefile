@@ -102,6 +102,12 @@ TEST_CU := $(wildcard tests/*.cu)
 SIMT_CPP := $(wildcard tests/simt/*.cpp)
 BENCH_C := $(wildcard bench/*.c)
 
+# A .c and a .cu with the same stem would build the same object in the emulated flavour.
+SAME_STEM := $(filter $(LIB_CU:%.cu=%),$(LIB_C:%.c=%))
+ifneq ($(SAME_STEM),)
+  $(error $(SAME_STEM): a .c and a .cu share this name; CPU twins are named *_cpu.c)
+endif
+
 HOST_OBJ := $(LIB_C:%.c=$(B)/host/%.o)
 CUDA_OBJ := $(if $(BUILD_CUDA),$(LIB_CU:%.cu=$(B)/cuda/%.o))
 EMU_LIB_OBJ := $(LIB_C:%.c=$(B)/emu/%.o) $(LIB_CU:%.cu=$(B)/emu/%.o) $(SIMT_CPP:%.cpp=$(B)/emu/%.o)

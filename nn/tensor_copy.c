@@ -94,3 +94,20 @@ int tensor_to(DiceCtx *ctx, Arena *arena, Tensor *out, const Tensor *src, DType 
     *out = result;
     return 0;
 }
+
+int tensor_zero(DiceCtx *ctx, Tensor *t, DiceError *err) {
+    char desc[128];
+    DICE_CHECK(err, tensor_is_contiguous(t), "zero: %s is not contiguous", tensor_describe(t, desc, sizeof desc));
+    if (t->device == DEV_CPU) {
+        memset(t->data, 0, tensor_nbytes(t));
+        return 0;
+    }
+#ifdef DICE_CUDA
+    DICE_CHECK(err, ctx->device == DEV_CUDA, "zero: a CUDA tensor needs a CUDA context");
+    CUDA_TRY(err, cudaMemsetAsync(t->data, 0, tensor_nbytes(t), (cudaStream_t)ctx->stream));
+    return 0;
+#else
+    (void)ctx;
+    return DICE_FAIL(err, "zero: this build of dice has no CUDA backend");
+#endif
+}

@@ -1,0 +1,163 @@
+// nn/autograd.c — the tape, gradient accumulation and backward pass (see autograd.h).
+#include "autograd.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "convert_elem.h"
+#include "cuda_api.h"
+#include "kernels/accumulate.h"
+#include "tensor_copy.h"
+
+int graph_init(Graph *g, DiceCtx *ctx, Arena *arena, DiceError *err) {
+    memset(g, 0, sizeof *g);
+    DICE_CHECK(err, ctx && arena, "graph_init: a context and an arena are required");
+    g->ctx = ctx;
+    g->arena = arena;
+    return 0;
+}
+
+void graph_free(Graph *g) {
+    free(g->nodes);
+    memset(g, 0, sizeof *g);
+}
+
+void graph_reset(Graph *g) {
+    g->n_nodes = 0;
+    g->no_grad_depth = 0;
+}
+
+void graph_no_grad_begin(Graph *g) { g->no_grad_depth++; }
+void graph_no_grad_end(Graph *g) {
+    if (g->no_grad_depth > 0) g->no_grad_depth--;
+}
+bool graph_recording(const Graph *g) { return g->no_grad_depth == 0; }
+
+static int new_var(Graph *g, Var **out, DiceError *err) {
+    void *mem;
+    DICE_TRY(arena_alloc(g->arena, sizeof(Var), &mem, err));
+    memset(mem, 0, sizeof(Var));
+    *out = mem;
+    return 0;
+}
+
+int graph_leaf(Graph *g, Var **out, const Tensor *value, bool requires_grad, DiceError *err) {
+    Var *v;
+    DICE_TRY(new_var(g, &v, err));
+    v->value = *value;
+    v->requires_grad = requires_grad;
+    *out = v;
+    return 0;
+}
+
+int graph_new_var(Graph *g, Var **out, DType dtype, int ndim, const int64_t *shape, Var *const *inputs,
+                  int n_inputs, DiceError *err) {
+    Var *v;
+    DICE_TRY(new_var(g, &v, err));
+    Arena *a = g->arena;
+    DICE_CHECK(err, a->device == g->ctx->device, "graph arena is on %s but the context on %s",
+               device_name(a->device), device_name(g->ctx->device));
+    DICE_TRY(arena_tensor(a, &v->value, dtype, ndim, shape, err));
+    for (int i = 0; i < n_inputs && graph_recording(g); i++)
+        if (inputs[i] && inputs[i]->requires_grad) v->requires_grad = true;
+    *out = v;
+    return 0;
+}
+
+int graph_record(Graph *g, const char *op, int (*backward)(Graph *, TapeNode *, DiceError *), Var *output,
+                 Var *const *inputs, int n_inputs, void *saved, DiceError *err) {
+    if (!output->requires_grad || !graph_recording(g)) return 0;
+    DICE_CHECK(err, n_inputs >= 0 && n_inputs <= 4, "%s: %d inputs recorded, at most 4", op, n_inputs);
+    if (g->n_nodes == g->cap_nodes) {
+        int cap = g->cap_nodes ? 2 * g->cap_nodes : 256;
+        TapeNode *nodes = realloc(g->nodes, (size_t)cap * sizeof *nodes);
+        DICE_CHECK(err, nodes, "out of host memory growing the tape to %d nodes", cap);
+        g->nodes = nodes;
+        g->cap_nodes = cap;
+    }
+    TapeNode *n = &g->nodes[g->n_nodes++];
+    memset(n, 0, sizeof *n);
+    n->op = op;
+    n->backward = backward;
+    n->output = output;
+    for (int i = 0; i < n_inputs; i++) n->inputs[i] = inputs[i];
+    n->n_inputs = n_inputs;
+    n->saved = saved;
+    return 0;
+}
+
+int graph_accumulate(Graph *g, Var *var, const Tensor *grad, DiceError *err) {
+    if (!var->requires_grad) return 0;
+    char a[128], b[128];
+    DICE_CHECK(err, tensor_same_shape(&var->value, grad) && var->value.dtype == grad->dtype &&
+                        var->value.device == grad->device && tensor_is_contiguous(grad),
+               "gradient %s does not match its variable %s (or is not contiguous)", tensor_describe(grad, a, sizeof a),
+               tensor_describe(&var->value, b, sizeof b));
+    if (!var->grad.data) {
+        DICE_TRY(arena_tensor(g->arena, &var->grad, grad->dtype, grad->ndim, grad->shape, err));
+        return tensor_copy(g->ctx, &var->grad, grad, err);
+    }
+    if (grad->device == DEV_CPU) return accumulate_cpu(var->grad.data, grad->data, tensor_numel(grad), grad->dtype, err);
+#ifdef DICE_CUDA
+    return accumulate_cuda(var->grad.data, grad->data, tensor_numel(grad), grad->dtype, g->ctx->stream, err);
+#else
+    return DICE_FAIL(err, "accumulate: this build of dice has no CUDA backend");
+#endif
+}
+
+int graph_backward_from(Graph *g, Var *output, const Tensor *grad, DiceError *err) {
+    DICE_CHECK(err, output->requires_grad, "backward: the output does not require a gradient (nothing was recorded)");
+    DICE_TRY(graph_accumulate(g, output, grad, err));
+    for (int i = g->n_nodes - 1; i >= 0; i--) {
+        TapeNode *n = &g->nodes[i];
+        if (!n->output->grad.data) continue;  // no gradient reached this op
+        if (n->backward(g, n, err)) {
+            dice_error_context(err, "backward of %s (tape node %d)", n->op, i);
+            return -1;
+        }
+        // The gradient of an op's output is consumed by its backward: a later backward from another
+        // output must not propagate it again (leaf and parameter gradients stay and accumulate).
+        memset(&n->output->grad, 0, sizeof n->output->grad);
+    }
+    return 0;
+}
+
+int graph_backward(Graph *g, Var *loss, DiceError *err) {
+    char desc[128];
+    DICE_CHECK(err, tensor_numel(&loss->value) == 1, "backward: the loss %s is not a single value",
+               tensor_describe(&loss->value, desc, sizeof desc));
+    unsigned char one_bits[8] = {0};
+    dice_store_f64(one_bits, loss->value.dtype, 0, 1.0);
+    Tensor host_one, one;
+    DICE_TRY(tensor_wrap(&host_one, one_bits, loss->value.dtype, DEV_CPU, loss->value.ndim, loss->value.shape, err));
+    DICE_TRY(arena_tensor(g->arena, &one, loss->value.dtype, loss->value.ndim, loss->value.shape, err));
+    DICE_TRY(tensor_copy(g->ctx, &one, &host_one, err));
+    return graph_backward_from(g, loss, &one, err);
+}
+
+int param_init(Param *p, const char *name, Arena *persistent, int ndim, const int64_t *shape, DiceError *err) {
+    memset(p, 0, sizeof *p);
+    p->name = name;
+    DICE_TRY(arena_tensor(persistent, &p->value, DT_F32, ndim, shape, err));
+    DICE_TRY(arena_tensor(persistent, &p->grad, DT_F32, ndim, shape, err));
+    if (persistent->device == DEV_CPU) {
+        memset(p->grad.data, 0, tensor_nbytes(&p->grad));
+        return 0;
+    }
+#ifdef DICE_CUDA
+    CUDA_TRY(err, cudaMemset(p->grad.data, 0, tensor_nbytes(&p->grad)));
+#endif
+    return 0;
+}
+
+int param_zero_grad(DiceCtx *ctx, Param *p, DiceError *err) { return tensor_zero(ctx, &p->grad, err); }
+
+int graph_param(Graph *g, Var **out, Param *p, DiceError *err) {
+    Var *v;
+    DICE_TRY(new_var(g, &v, err));
+    v->value = p->value;
+    v->grad = p->grad;
+    v->requires_grad = true;
+    *out = v;
+    return 0;
+}
