@@ -7,6 +7,8 @@ so the C tests need no Python. Every file records the torch version that produce
 Sections:
   rng   tests/golden/torch_randn.safetensors: torch.randn / torch.rand on CPU generators, read by
         tests/test_torch_rng.c, which requires bitwise equality with nn/torch_rng.c.
+  adamw tests/golden/adamw.safetensors: torch.optim.AdamW (single-tensor implementation) on two
+        parameters for 6 steps with given gradients, read by tests/test_adamw.c.
 """
 import argparse
 import json
@@ -110,7 +112,33 @@ def make_rng():
           f"CPU capability {capability}")
 
 
-SECTIONS = {"rng": make_rng}
+def make_adamw():
+    """Two fp32 parameters (a ragged 7x13 matrix and a 5-vector) updated 6 times by AdamW with the DICE
+    settings except a larger lr (so the steps are visible in fp32): lr 1e-2, betas (0.9, 0.999),
+    eps 1e-8, weight decay 1e-2. Tensors: p{i}/init, p{i}/grad{k}, p{i}/after{k} (k = 1..6)."""
+    gen = torch.Generator().manual_seed(7)
+    params = [torch.randn(7, 13, generator=gen), torch.randn(5, generator=gen)]
+    tensors = {f"p{i}/init": p.clone() for i, p in enumerate(params)}
+    params = [torch.nn.Parameter(p) for p in params]
+    opt = torch.optim.AdamW(params, lr=1e-2, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, foreach=False)
+    for k in range(1, 7):
+        for i, p in enumerate(params):
+            g = torch.randn(p.shape, generator=gen) * (0.1 if k % 2 else 3.0)
+            if k == 4:
+                g[..., 0] = 0.0  # zero gradients still decay and move with the momentum
+            p.grad = g
+            tensors[f"p{i}/grad{k}"] = g.clone()
+        opt.step()
+        for i, p in enumerate(params):
+            tensors[f"p{i}/after{k}"] = p.detach().clone()
+    meta = torch_metadata()
+    meta.update({"lr": "1e-2", "beta1": "0.9", "beta2": "0.999", "eps": "1e-8", "weight_decay": "1e-2", "steps": "6"})
+    path = os.path.join(GOLDEN, "adamw.safetensors")
+    save_safetensors(path, tensors, meta)
+    print(f"wrote {path} ({os.path.getsize(path)} bytes) with torch {torch.__version__}")
+
+
+SECTIONS = {"rng": make_rng, "adamw": make_adamw}
 
 
 def main():
