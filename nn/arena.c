@@ -64,6 +64,22 @@ void arena_reset(Arena *a) {
     a->in_use = 0;
 }
 
+ArenaMark arena_mark(const Arena *a) {
+    ArenaMark m = {a->current, a->current ? a->current->used : 0, a->in_use};
+    return m;
+}
+
+void arena_release(Arena *a, ArenaMark m) {
+    if (!m.chunk) {
+        arena_reset(a);
+        return;
+    }
+    m.chunk->used = m.used;
+    for (ArenaChunk *c = m.chunk->next; c; c = c->next) c->used = 0;
+    a->current = m.chunk;
+    a->in_use = m.in_use;
+}
+
 static int add_chunk(Arena *a, size_t need, DiceError *err) {
     size_t size = need > a->chunk_size ? align_up(need) : a->chunk_size;
     DICE_CHECK(err, !a->limit || (a->reserved <= a->limit && size <= a->limit - a->reserved),

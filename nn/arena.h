@@ -38,6 +38,14 @@ typedef struct Arena {
 int arena_init(Arena *a, const char *name, Device device, size_t chunk_size, size_t limit, DiceError *err);
 void arena_free(Arena *a);
 void arena_reset(Arena *a);
+// A position in the arena; arena_release(a, m) frees everything allocated after arena_mark (used by
+// recomputation to drop a block's recomputed activations as soon as its backward is done).
+typedef struct ArenaMark {
+    ArenaChunk *chunk;
+    size_t used, in_use;
+} ArenaMark;
+ArenaMark arena_mark(const Arena *a);
+void arena_release(Arena *a, ArenaMark m);
 // bytes == 0 gives a valid, unique, aligned pointer.
 int arena_alloc(Arena *a, size_t bytes, void **out, DiceError *err);
 // A new contiguous tensor in the arena (contents undefined).

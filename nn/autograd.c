@@ -161,3 +161,54 @@ int graph_param(Graph *g, Var **out, Param *p, DiceError *err) {
     *out = v;
     return 0;
 }
+
+void graph_set_scratch(Graph *g, Arena *scratch) { g->scratch = scratch; }
+
+typedef struct CheckpointSaved {
+    CheckpointFn fn;
+    void *user;
+} CheckpointSaved;
+
+static int checkpoint_backward(Graph *g, TapeNode *node, DiceError *err) {
+    const CheckpointSaved *s = node->saved;
+    ArenaMark mark = arena_mark(g->scratch);
+    Graph sub;
+    DICE_TRY(graph_init(&sub, g->ctx, g->scratch, err));
+    Var *leaves[4], *out;
+    int rc = 0;
+    for (int i = 0; i < node->n_inputs && !rc; i++)
+        rc = graph_leaf(&sub, &leaves[i], &node->inputs[i]->value, node->inputs[i]->requires_grad, err);
+    if (!rc) rc = s->fn(&sub, leaves, &out, s->user, err);
+    if (!rc) rc = graph_backward_from(&sub, out, &node->output->grad, err);
+    for (int i = 0; i < node->n_inputs && !rc; i++)
+        if (leaves[i]->grad.data) rc = graph_accumulate(g, node->inputs[i], &leaves[i]->grad, err);
+    graph_free(&sub);
+    arena_release(g->scratch, mark);
+    return rc;
+}
+
+int graph_checkpoint(Graph *g, CheckpointFn fn, void *user, Var *const *inputs, int n_inputs, Var **out,
+                     DiceError *err) {
+    DICE_CHECK(err, n_inputs >= 1 && n_inputs <= 4, "checkpoint: %d inputs (1 to 4 supported)", n_inputs);
+    DICE_CHECK(err, g->scratch && g->scratch->device == g->ctx->device,
+               "checkpoint: the graph needs a scratch arena on %s (graph_set_scratch)", device_name(g->ctx->device));
+    ArenaMark mark = arena_mark(g->scratch);
+    Graph sub;
+    DICE_TRY(graph_init(&sub, g->ctx, g->scratch, err));
+    graph_no_grad_begin(&sub);
+    Var *block_out, *result = NULL;
+    int rc = fn(&sub, inputs, &block_out, user, err);
+    if (!rc) rc = graph_new_var(g, &result, block_out->value.dtype, block_out->value.ndim, block_out->value.shape,
+                                inputs, n_inputs, err);
+    if (!rc) rc = tensor_copy(g->ctx, &result->value, &block_out->value, err);
+    graph_free(&sub);
+    arena_release(g->scratch, mark);
+    DICE_TRY(rc);
+    *out = result;
+    if (!result->requires_grad) return 0;
+    CheckpointSaved *saved;
+    DICE_TRY(arena_alloc(g->arena, sizeof *saved, (void **)&saved, err));
+    saved->fn = fn;
+    saved->user = user;
+    return graph_record(g, "checkpoint", checkpoint_backward, result, inputs, n_inputs, saved, err);
+}

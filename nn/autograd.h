@@ -51,6 +51,7 @@ struct Graph {
     TapeNode *nodes;      // growable array (heap), reused across steps
     int n_nodes, cap_nodes;
     int no_grad_depth;    // > 0 inside graph_no_grad_begin/end: nothing is recorded
+    Arena *scratch;       // where checkpointed blocks run (graph_checkpoint); NULL if unused
 };
 
 int graph_init(Graph *g, DiceCtx *ctx, Arena *arena, DiceError *err);
@@ -88,6 +89,18 @@ int graph_accumulate(Graph *g, Var *var, const Tensor *grad, DiceError *err);
 // `output` with a given gradient.
 int graph_backward(Graph *g, Var *loss, DiceError *err);
 int graph_backward_from(Graph *g, Var *output, const Tensor *grad, DiceError *err);
+
+// Recomputation (activation checkpointing) of a block. fn builds `out` from inputs through ops.
+// graph_checkpoint runs fn in the scratch arena without recording, copies its output into the graph's
+// arena, releases the block's activations and records a single node; that node's backward re-runs fn
+// in the scratch arena with recording, back-propagates through it and releases it again. Same
+// gradients as without checkpointing, bit for bit; the graph's arena holds only block outputs.
+// Needs a scratch arena on the graph's device (graph_set_scratch). `user` must stay valid until
+// backward. At most 4 inputs.
+void graph_set_scratch(Graph *g, Arena *scratch);
+typedef int (*CheckpointFn)(Graph *g, Var *const *inputs, Var **out, void *user, DiceError *err);
+int graph_checkpoint(Graph *g, CheckpointFn fn, void *user, Var *const *inputs, int n_inputs, Var **out,
+                     DiceError *err);
 
 #ifdef __cplusplus
 }
