@@ -7,6 +7,9 @@ so the C tests need no Python. Every file records the torch version that produce
 Sections:
   rng   tests/golden/torch_randn.safetensors: torch.randn / torch.rand on CPU generators, read by
         tests/test_torch_rng.c, which requires bitwise equality with nn/torch_rng.c.
+  composite tests/golden/composite.safetensors: group norm + SiLU, conv3x3, self- and cross-attention
+        with linear projections, a forward pass and the gradients with respect to the image and the
+        context, read by tests/test_composite.c.
   adamw tests/golden/adamw.safetensors: torch.optim.AdamW (single-tensor implementation) on two
         parameters for 6 steps with given gradients, read by tests/test_adamw.c.
 """
@@ -138,7 +141,60 @@ def make_adamw():
     print(f"wrote {path} ({os.path.getsize(path)} bytes) with torch {torch.__version__}")
 
 
-SECTIONS = {"rng": make_rng, "adamw": make_adamw}
+def make_composite():
+    """A miniature of a UNet transformer block's path from the text embedding, in fp32 (NCHW in
+    PyTorch, stored NHWC for dice; conv weights stored as PyTorch's (Cout, Cin, kh, kw)):
+        h  = silu(group_norm(x, 4 groups, gamma, beta, eps 1e-5))          x: (2, 8, 6, 5)
+        h  = conv3x3(h, 8 -> 16, padding 1) + bias                          -> (2, 16, 6, 5)
+        t  = h as tokens (2, 30, 16)
+        t  = t + out1(sdpa(q1 t, k1 t, v1 t))       2 heads x 8, self-attention
+        t  = t + out2(sdpa(q2 t, k2 c, v2 c))       cross-attention to c: (2, 7, 10)
+        y  = t                                     (2, 30, 16)
+    with loss = sum(y * w) for a fixed w; gradients dL/dx and dL/dc (weights frozen)."""
+    gen = torch.Generator().manual_seed(11)
+    r = lambda *shape, s=1.0: (torch.randn(*shape, generator=gen) * s)
+    x = r(2, 8, 6, 5).requires_grad_()
+    c = r(2, 7, 10).requires_grad_()
+    w = {
+        "gn.weight": 1 + r(8, s=0.1), "gn.bias": r(8, s=0.1),
+        "conv.weight": r(16, 8, 3, 3, s=0.2), "conv.bias": r(16, s=0.1),
+        "attn1.to_q.weight": r(16, 16, s=0.25), "attn1.to_k.weight": r(16, 16, s=0.25),
+        "attn1.to_v.weight": r(16, 16, s=0.25), "attn1.to_out.0.weight": r(16, 16, s=0.25),
+        "attn1.to_out.0.bias": r(16, s=0.1),
+        "attn2.to_q.weight": r(16, 16, s=0.25), "attn2.to_k.weight": r(16, 10, s=0.3),
+        "attn2.to_v.weight": r(16, 10, s=0.3), "attn2.to_out.0.weight": r(16, 16, s=0.25),
+        "attn2.to_out.0.bias": r(16, s=0.1),
+    }
+    F = torch.nn.functional
+
+    def attention(prefix, tokens, context):
+        B, N, _ = tokens.shape
+        heads = lambda t: t.view(B, t.shape[1], 2, 8).transpose(1, 2)
+        q = heads(tokens @ w[prefix + ".to_q.weight"].T)
+        k = heads(context @ w[prefix + ".to_k.weight"].T)
+        v = heads(context @ w[prefix + ".to_v.weight"].T)
+        o = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(B, N, 16)
+        return F.linear(o, w[prefix + ".to_out.0.weight"], w[prefix + ".to_out.0.bias"])
+
+    h = F.silu(F.group_norm(x, 4, w["gn.weight"], w["gn.bias"], eps=1e-5))
+    h = F.conv2d(h, w["conv.weight"], w["conv.bias"], padding=1)
+    t = h.permute(0, 2, 3, 1).reshape(2, 30, 16)
+    t = t + attention("attn1", t, t)
+    t = t + attention("attn2", t, c)
+    weight = r(2, 30, 16)
+    (t * weight).sum().backward()
+    tensors = {"x": x.detach().permute(0, 2, 3, 1).contiguous(), "context": c.detach().clone(),
+               "loss_weight": weight, "y": t.detach().clone(),
+               "grad_x": x.grad.permute(0, 2, 3, 1).contiguous(), "grad_context": c.grad.clone()}
+    tensors.update({k: v.contiguous() for k, v in w.items()})
+    meta = torch_metadata()
+    meta.update({"groups": "4", "eps": "1e-5", "heads": "2", "layout": "x, grad_x NHWC; conv.weight OIHW"})
+    path = os.path.join(GOLDEN, "composite.safetensors")
+    save_safetensors(path, tensors, meta)
+    print(f"wrote {path} ({os.path.getsize(path)} bytes) with torch {torch.__version__}")
+
+
+SECTIONS = {"rng": make_rng, "adamw": make_adamw, "composite": make_composite}
 
 
 def main():
