@@ -94,6 +94,13 @@ else
   CUDA_LIBS :=
 endif
 
+# Objects depend on a stamp holding the flags, so changing CUDA=, CUDA_ARCH= or OPT= rebuilds them.
+FLAGS_STAMP := $(B)/.flags
+FLAGS_NOW := $(HOST_DEFS) $(CFLAGS) $(NVCCFLAGS)
+ifneq ($(MAKECMDGOALS),clean)
+  $(shell mkdir -p $(B); echo '$(FLAGS_NOW)' | cmp -s - $(FLAGS_STAMP) || echo '$(FLAGS_NOW)' > $(FLAGS_STAMP))
+endif
+
 # ---------------------------------------------------------------- sources
 LIB_C := $(wildcard nn/*.c kernels/*.c models/*.c train/*.c sample/*.c data/*.c)
 LIB_CU := $(wildcard kernels/*.cu)
@@ -140,24 +147,24 @@ $(B)/libdice.a: $(HOST_OBJ) $(CUDA_OBJ)
 $(B)/dice: $(B)/host/dice.o $(B)/libdice.a
 	$(CXX) $(LDFLAGS) -o $@ $^ $(CUDA_LIBS) $(DEP_LIBS)
 
-$(B)/host/%.o: %.c
+$(B)/host/%.o: %.c $(FLAGS_STAMP)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(HOST_DEFS) -c $< -o $@
 
-$(B)/cuda/%.o: %.cu
+$(B)/cuda/%.o: %.cu $(FLAGS_STAMP)
 	@mkdir -p $(@D)
 	$(NVCC) $(NVCCFLAGS) -c $< -o $@
 
 # ---------------------------------------------------------------- emulated flavour (tests)
-$(B)/emu/%.o: %.c
+$(B)/emu/%.o: %.c $(FLAGS_STAMP)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(EMU_DEFS) -c $< -o $@
 
-$(B)/emu/%.o: %.cu
+$(B)/emu/%.o: %.cu $(FLAGS_STAMP)
 	@mkdir -p $(@D)
 	$(CXX) $(CXXFLAGS) $(EMU_DEFS) -x c++ -c $< -o $@
 
-$(B)/emu/%.o: %.cpp
+$(B)/emu/%.o: %.cpp $(FLAGS_STAMP)
 	@mkdir -p $(@D)
 	$(CXX) $(CXXFLAGS) $(EMU_DEFS) -c $< -o $@
 
@@ -172,11 +179,11 @@ $(B)/emu/test_dice: $(EMU_TEST_OBJ) $(EMU_LIB_OBJ)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(DEP_LIBS)
 
 # ---------------------------------------------------------------- GPU flavour of the tests
-$(B)/gpu/%.o: %.c
+$(B)/gpu/%.o: %.c $(FLAGS_STAMP)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(HOST_DEFS) -Itests -c $< -o $@
 
-$(B)/gpu/%.o: %.cu
+$(B)/gpu/%.o: %.cu $(FLAGS_STAMP)
 	@mkdir -p $(@D)
 	$(NVCC) $(NVCCFLAGS) -Itests -c $< -o $@
 
