@@ -7,7 +7,7 @@
 #   make bench      the benchmark programs in bench/
 #   make demo       the embedded default (see README)
 #   make SAN=1 test the suite under AddressSanitizer + UndefinedBehaviorSanitizer
-#   CUDA_ARCH="80 90" selects the real GPU code generated (sm_80 and sm_90 by default)
+#   CUDA_ARCH="80 90" selects the real GPU code generated (sm_80 and sm_90 by default); V=1 prints commands
 #
 # Flavours of the same sources, each in its own directory:
 #   $(B)/host   C sources for the program (with -DDICE_CUDA when the CUDA backend is built)
@@ -18,6 +18,15 @@
 
 SAN ?= 0
 CUDA ?= 1
+# V=1 prints every command
+V ?= 0
+ifeq ($(V),1)
+  Q :=
+  say = @true
+else
+  Q := @
+  say = @printf '  %-6s %s\n' $(1) $(2)
+endif
 CUDA_ARCH ?= 80 90
 
 ifeq ($(SAN),1)
@@ -142,56 +151,71 @@ deps:
 $(B)/libdice.a: $(HOST_OBJ) $(CUDA_OBJ)
 	@mkdir -p $(@D)
 	@rm -f $@
-	ar rcs $@ $^
+	$(call say,AR,$@)
+	$(Q)ar rcs $@ $^
 
 $(B)/dice: $(B)/host/dice.o $(B)/libdice.a
-	$(CXX) $(LDFLAGS) -o $@ $^ $(CUDA_LIBS) $(DEP_LIBS)
+	$(call say,LINK,$@)
+	$(Q)$(CXX) $(LDFLAGS) -o $@ $^ $(CUDA_LIBS) $(DEP_LIBS)
 
 $(B)/host/%.o: %.c $(FLAGS_STAMP)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(HOST_DEFS) -c $< -o $@
+	$(call say,CC,$<)
+	$(Q)$(CC) $(CFLAGS) $(HOST_DEFS) -c $< -o $@
 
 $(B)/cuda/%.o: %.cu $(FLAGS_STAMP)
 	@mkdir -p $(@D)
-	$(NVCC) $(NVCCFLAGS) -c $< -o $@
+	$(call say,NVCC,$<)
+	$(Q)$(NVCC) $(NVCCFLAGS) -c $< -o $@
 
 # ---------------------------------------------------------------- emulated flavour (tests)
 $(B)/emu/%.o: %.c $(FLAGS_STAMP)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(EMU_DEFS) -c $< -o $@
+	$(call say,CC-EMU,$<)
+	$(Q)$(CC) $(CFLAGS) $(EMU_DEFS) -c $< -o $@
 
+# g++ does not know nvcc's `#pragma unroll` (a hint only; the emulated kernels need no unrolling).
 $(B)/emu/%.o: %.cu $(FLAGS_STAMP)
 	@mkdir -p $(@D)
-	$(CXX) $(CXXFLAGS) $(EMU_DEFS) -x c++ -c $< -o $@
+	$(call say,CU-EMU,$<)
+	$(Q)$(CXX) $(CXXFLAGS) $(EMU_DEFS) -Wno-unknown-pragmas -x c++ -c $< -o $@
 
 $(B)/emu/%.o: %.cpp $(FLAGS_STAMP)
 	@mkdir -p $(@D)
-	$(CXX) $(CXXFLAGS) $(EMU_DEFS) -c $< -o $@
+	$(call say,CXX-EMU,$<)
+	$(Q)$(CXX) $(CXXFLAGS) $(EMU_DEFS) -c $< -o $@
 
 $(B)/%/tests/registry.c: $(TEST_C) $(TEST_CU) scripts/gen_test_registry.sh
 	@mkdir -p $(@D)
-	scripts/gen_test_registry.sh $(TEST_C) $(TEST_CU) > $@
+	$(call say,GEN,$@)
+	$(Q)scripts/gen_test_registry.sh $(TEST_C) $(TEST_CU) > $@
 
 $(B)/emu/tests/registry.o: $(B)/emu/tests/registry.c
-	$(CC) $(CFLAGS) $(EMU_DEFS) -c $< -o $@
+	$(call say,CC-EMU,$<)
+	$(Q)$(CC) $(CFLAGS) $(EMU_DEFS) -c $< -o $@
 
 $(B)/emu/test_dice: $(EMU_TEST_OBJ) $(EMU_LIB_OBJ)
-	$(CXX) $(LDFLAGS) -o $@ $^ $(DEP_LIBS)
+	$(call say,LINK,$@)
+	$(Q)$(CXX) $(LDFLAGS) -o $@ $^ $(DEP_LIBS)
 
 # ---------------------------------------------------------------- GPU flavour of the tests
 $(B)/gpu/%.o: %.c $(FLAGS_STAMP)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(HOST_DEFS) -Itests -c $< -o $@
+	$(call say,CC-GPU,$<)
+	$(Q)$(CC) $(CFLAGS) $(HOST_DEFS) -Itests -c $< -o $@
 
 $(B)/gpu/%.o: %.cu $(FLAGS_STAMP)
 	@mkdir -p $(@D)
-	$(NVCC) $(NVCCFLAGS) -Itests -c $< -o $@
+	$(call say,NVCC,$<)
+	$(Q)$(NVCC) $(NVCCFLAGS) -Itests -c $< -o $@
 
 $(B)/gpu/tests/registry.o: $(B)/gpu/tests/registry.c
-	$(CC) $(CFLAGS) $(HOST_DEFS) -Itests -c $< -o $@
+	$(call say,CC-GPU,$<)
+	$(Q)$(CC) $(CFLAGS) $(HOST_DEFS) -Itests -c $< -o $@
 
 $(B)/gpu/test_dice: $(GPU_TEST_OBJ) $(B)/libdice.a
-	$(CXX) $(LDFLAGS) -o $@ $^ $(CUDA_LIBS) $(DEP_LIBS)
+	$(call say,LINK,$@)
+	$(Q)$(CXX) $(LDFLAGS) -o $@ $^ $(CUDA_LIBS) $(DEP_LIBS)
 
 # ---------------------------------------------------------------- test entry points
 # test and demo install the Debian packages first, then re-read this Makefile so the
@@ -220,7 +244,8 @@ bench: check-required $(BENCH_C:bench/%.c=$(B)/bench/%)
 
 $(B)/bench/%: bench/%.c $(B)/libdice.a
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(HOST_DEFS) -o $@ $< $(B)/libdice.a $(LDFLAGS) $(CUDA_LIBS) $(DEP_LIBS)
+	$(call say,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) $(HOST_DEFS) -o $@ $< $(B)/libdice.a $(LDFLAGS) $(CUDA_LIBS) $(DEP_LIBS)
 
 demo:
 	@scripts/install_deps.sh
