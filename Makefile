@@ -92,9 +92,11 @@ ifeq ($(BUILD_CUDA),yes)
   ifeq ($(HAVE_CUBLASLT),)
     $(error nvcc found but cuBLASLt is missing; install the CUDA toolkit libraries or build with CUDA=0)
   endif
-  HOST_DEFS := -DDICE_CUDA -I$(CUDA_HOME)/include
+  # DICE_CUDNN: cuDNN was found, so the cuDNN convolution path (kernels/conv_cudnn.cu) is built.
+  CUDNN_DEFS := $(if $(HAVE_CUDNN),-DDICE_CUDNN)
+  HOST_DEFS := -DDICE_CUDA $(CUDNN_DEFS) -I$(CUDA_HOME)/include
   GENCODE := $(foreach a,$(CUDA_ARCH),-gencode arch=compute_$(a),code=sm_$(a))
-  NVCCFLAGS := -std=c++17 -O3 -g -lineinfo $(GENCODE) -I. -DDICE_CUDA -MMD -MP \
+  NVCCFLAGS := -std=c++17 -O3 -g -lineinfo $(GENCODE) -I. -DDICE_CUDA $(CUDNN_DEFS) -MMD -MP \
                -Xcompiler -Wall,-Wextra,-Wno-unused-parameter $(DEP_CFLAGS)
   CUDA_LIBS := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lcublasLt \
                $(if $(HAVE_CUDNN),-lcudnn) $(if $(HAVE_NCCL),-lnccl) -lstdc++

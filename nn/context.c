@@ -4,6 +4,8 @@
 #include <string.h>
 
 #include "cuda_api.h"
+#include "kernels/conv.h"
+#include "kernels/gemm.h"
 
 void ctx_init_cpu(DiceCtx *ctx) {
     memset(ctx, 0, sizeof *ctx);
@@ -20,6 +22,19 @@ int ctx_init_cuda(DiceCtx *ctx, int index, DiceError *err) {
     CUDA_TRY(err, cudaSetDevice(index));
     cudaStream_t stream;
     CUDA_TRY(err, cudaStreamCreate(&stream));
+    GemmHandle *gemm;
+    if (gemm_handle_create(&gemm, err)) {
+        cudaStreamDestroy(stream);
+        return -1;
+    }
+    ConvHandle *conv;
+    if (conv_handle_create(&conv, stream, err)) {
+        gemm_handle_destroy(gemm);
+        cudaStreamDestroy(stream);
+        return -1;
+    }
+    ctx->gemm = gemm;
+    ctx->conv = conv;
     ctx->device = DEV_CUDA;
     ctx->cuda_device = index;
     ctx->stream = stream;
@@ -41,6 +56,8 @@ int ctx_sync(DiceCtx *ctx, DiceError *err) {
 
 void ctx_free(DiceCtx *ctx) {
 #ifdef DICE_CUDA
+    gemm_handle_destroy(ctx->gemm);
+    conv_handle_destroy(ctx->conv);
     if (ctx->stream) cudaStreamDestroy((cudaStream_t)ctx->stream);
 #endif
     ctx_init_cpu(ctx);

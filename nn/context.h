@@ -12,6 +12,8 @@ typedef struct DiceCtx {
     Device device;
     int cuda_device;   // CUDA device index, -1 for a CPU context
     void *stream;      // cudaStream_t of this context (NULL for CPU)
+    void *gemm;        // GemmHandle * (kernels/gemm.h): GEMM engine, cuBLASLt handle + workspace (NULL for CPU)
+    void *conv;        // ConvHandle * (kernels/conv.h): convolution backend, DICE_CONV=custom|cudnn (NULL for CPU)
 } DiceCtx;
 
 void ctx_init_cpu(DiceCtx *ctx);

@@ -18,4 +18,11 @@
 // twins, kernels/<family>.cu the CUDA kernels and launchers, kernels/<family>.h both declarations.
 #pragma once
 #include "autograd.h"
+#include "op_attention.h"
+#include "op_conv.h"
+#include "op_elementwise.h"
+#include "op_embed.h"
+#include "op_linear.h"
+#include "op_norm.h"
 #include "op_reduce.h"
+#include "op_shape.h"

@@ -1,0 +1,120 @@
+// kernels/attention_tiles.cuh — what the flash-attention kernels (attention_fwd.cu, attention_bwd.cu)
+// share: asynchronous global -> shared copies, the tile loader, the ldmatrix addressing of the mma
+// fragments, and the dispatch over the padded head dim.
+//
+// Head dims. A kernel is instantiated per D_TILE = D rounded up to a multiple of 16 (16, 32, ..., 256).
+// Shared-memory tiles hold D_TILE columns, of which [D, D_TILE) are zero-filled: the products that sum
+// over the head dim (Q K^T, dO V^T) take k-steps of 16 over D_TILE (D = 40: 48, not 64), and the products
+// whose output columns are the head dim (P V, dS K, P^T dO, dS^T Q) skip the 8-column n-tiles past D, so
+// D = 40 costs 40 columns there. Rows are padded to D_TILE + 8 elements: consecutive rows then start
+// 4 words apart modulo 32 banks, so the 8 row addresses of an ldmatrix hit distinct banks.
+//
+// Fragments (kernels/cuda_common.cuh documents the mma / ldmatrix layouts). For a tile stored row-major
+// in shared memory with row stride STRIDE:
+//   attn_ldm_a:      A (16 x 16) at (row0, col0), as the A operand             (ldmatrix.x4)
+//   attn_ldm_b_nk:   two n-tiles of B with B[k][n] = T[n][k] (T rows = the n index; K in Q K^T)
+//   attn_ldm_b_kn:   two n-tiles of B with B[k][n] = T[k][n] (T rows = the k index; V in P V) (.trans)
+//   attn_ldm_a_t:    A with A[m][k] = T[k][m] (A^T stored row-major; dS^T in dS K)   (.x4.trans)
+// and attn_pack_a turns the fp32 accumulators of two adjacent 16x8 n-tiles (a 16 x 16 block of C) into
+// the bf16 A fragment of the next product (P in P V, without going through shared memory).
+#pragma once
+#include "kernels/cuda_common.cuh"
+
+// 16-byte global -> shared copy that completes asynchronously (cp.async, sm_80+). In the emulator the
+// copy is immediate, which is one of the behaviours the hardware allows.
+static __device__ __forceinline__ void attn_cp_async_16(void *smem_dst, const void *gmem_src) {
+#ifdef DICE_EMU
+    memcpy(smem_dst, gmem_src, 16);
+#else
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(DICE_SMEM_ADDRESS_(smem_dst)), "l"(gmem_src)
+                 : "memory");
+#endif
+}
+// Close the group of copies issued since the last commit.
+static __device__ __forceinline__ void attn_cp_async_commit() {
+#ifndef DICE_EMU
+    asm volatile("cp.async.commit_group;\n" ::: "memory");
+#endif
+}
+// Wait until at most N committed groups are still in flight (this thread's copies; follow with a barrier).
+template <int N>
+static __device__ __forceinline__ void attn_cp_async_wait() {
+#ifndef DICE_EMU
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+#endif
+}
+
+// smem (ROWS, D_TILE + 8) <- rows [0, valid_rows) and columns [0, d) of a bf16 matrix at g with row stride
+// ld (elements); rows >= valid_rows and columns >= d are zero-filled. Every thread of the block calls it.
+template <int ROWS, int D_TILE, int THREADS>
+static __device__ __forceinline__ void attn_load_tile(uint16_t *smem, const uint16_t *g, int64_t ld, int valid_rows,
+                                                      int d) {
+    constexpr int CHUNKS = D_TILE / 8, STRIDE = D_TILE + 8;
+    for (int c = threadIdx.x; c < ROWS * CHUNKS; c += THREADS) {
+        int r = c / CHUNKS, col = (c % CHUNKS) * 8;
+        uint16_t *dst = smem + r * STRIDE + col;
+        if (r < valid_rows && col < d)
+            attn_cp_async_16(dst, g + r * ld + col);
+        else
+            *reinterpret_cast<uint4 *>(dst) = make_uint4(0u, 0u, 0u, 0u);
+    }
+}
+
+// lane's ldmatrix row address: lane 8 m + r gives row r of 8x8 matrix m.
+template <int STRIDE>
+static __device__ __forceinline__ void attn_ldm_a(uint32_t a[4], const uint16_t *tile, int row0, int col0, int lane) {
+    // matrices: (rows +0, cols +0), (rows +8, cols +0), (rows +0, cols +8), (rows +8, cols +8)
+    dice_ldmatrix_x4(a, tile + (row0 + ((lane >> 3) & 1) * 8 + (lane & 7)) * STRIDE + col0 + (lane >> 4) * 8);
+}
+template <int STRIDE>
+static __device__ __forceinline__ void attn_ldm_b_nk(uint32_t b[4], const uint16_t *tile, int n0, int k0, int lane) {
+    // b[0..1]: n-tile at n0, b[2..3]: n-tile at n0 + 8; matrices (n +0, k +0), (n +0, k +8), (n +8, k +0), ...
+    dice_ldmatrix_x4(b, tile + (n0 + (lane >> 4) * 8 + (lane & 7)) * STRIDE + k0 + ((lane >> 3) & 1) * 8);
+}
+template <int STRIDE>
+static __device__ __forceinline__ void attn_ldm_b_kn(uint32_t b[4], const uint16_t *tile, int k0, int n0, int lane) {
+    // b[0..1]: n-tile at n0, b[2..3]: n-tile at n0 + 8; matrices (k +0, n +0), (k +8, n +0), (k +0, n +8), ...
+    dice_ldmatrix_x4_trans(b, tile + (k0 + ((lane >> 3) & 1) * 8 + (lane & 7)) * STRIDE + n0 + (lane >> 4) * 8);
+}
+template <int STRIDE>
+static __device__ __forceinline__ void attn_ldm_a_t(uint32_t a[4], const uint16_t *tile, int m0, int k0, int lane) {
+    // A[m][k] = T[k][m]; matrices (m +0, k +0), (m +8, k +0), (m +0, k +8), (m +8, k +8) of A
+    dice_ldmatrix_x4_trans(a, tile + (k0 + (lane >> 4) * 8 + (lane & 7)) * STRIDE + m0 + ((lane >> 3) & 1) * 8);
+}
+
+// A fragment (16 x 16, bf16) from the fp32 accumulators c0 (columns 0-7) and c1 (columns 8-15).
+static __device__ __forceinline__ void attn_pack_a(uint32_t a[4], const float c0[4], const float c1[4]) {
+    a[0] = dice_pack_bf16x2(c0[0], c0[1]);
+    a[1] = dice_pack_bf16x2(c0[2], c0[3]);
+    a[2] = dice_pack_bf16x2(c1[0], c1[1]);
+    a[3] = dice_pack_bf16x2(c1[2], c1[3]);
+}
+
+static __device__ __forceinline__ void attn_zero(float c[4]) { c[0] = c[1] = c[2] = c[3] = 0.0f; }
+
+// Key j visible to query i (see kernels/attention.h).
+static __device__ __forceinline__ bool attn_visible(int i, int j, int n_q, int n_k, int causal, const uint8_t *mask_b) {
+    return i < n_q && j < n_k && (!causal || j <= i) && (!mask_b || mask_b[j]);
+}
+
+// Calls LAUNCH(D_TILE) with D_TILE = d rounded up to a multiple of 16 (a compile-time constant).
+#define ATTN_DISPATCH_D_TILE(d, LAUNCH)          \
+    switch (((d) + 15) / 16 * 16) {              \
+    case 16: LAUNCH(16); break;                  \
+    case 32: LAUNCH(32); break;                  \
+    case 48: LAUNCH(48); break;                  \
+    case 64: LAUNCH(64); break;                  \
+    case 80: LAUNCH(80); break;                  \
+    case 96: LAUNCH(96); break;                  \
+    case 112: LAUNCH(112); break;                \
+    case 128: LAUNCH(128); break;                \
+    case 144: LAUNCH(144); break;                \
+    case 160: LAUNCH(160); break;                \
+    case 176: LAUNCH(176); break;                \
+    case 192: LAUNCH(192); break;                \
+    case 208: LAUNCH(208); break;                \
+    case 224: LAUNCH(224); break;                \
+    case 240: LAUNCH(240); break;                \
+    case 256: LAUNCH(256); break;                \
+    default: return DICE_FAIL(err, "attention: head dim %d not supported on CUDA", (int)(d)); \
+    }
