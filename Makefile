@@ -57,7 +57,22 @@ HAVE_CUDNN := $(if $(call find_header,cudnn.h),$(call find_lib,cudnn))
 HAVE_NCCL := $(if $(call find_header,nccl.h),$(call find_lib,nccl))
 HAVE_MPI := $(call have_pc,ompi-c)
 HAVE_HDF5 := $(call have_pc,hdf5)
-HAVE_OPENBLAS := $(call have_pc,openblas)
+# OpenBLAS: the OpenMP build (Debian's libopenblas-openmp-dev) shares the OpenMP runtime with dice's own
+# parallel loops; the pthread build spins its own threads against OpenMP's and runs 20-100x slower
+# when both are busy on few cores. Use the OpenMP build when it is installed (make deps installs it).
+MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
+OPENBLAS_OMP_DIR := $(wildcard /usr/lib/$(MULTIARCH)/openblas-openmp)
+ifneq ($(wildcard $(OPENBLAS_OMP_DIR)/libopenblas.so),)
+  HAVE_OPENBLAS := yes
+  OPENBLAS_KIND := OpenMP build, $(OPENBLAS_OMP_DIR)
+  OPENBLAS_CFLAGS := -I/usr/include/$(MULTIARCH)/openblas-openmp
+  OPENBLAS_LIBS := -L$(OPENBLAS_OMP_DIR) -Wl,-rpath,$(OPENBLAS_OMP_DIR) -lopenblas
+else
+  HAVE_OPENBLAS := $(call have_pc,openblas)
+  OPENBLAS_KIND := pthread build, slow next to OpenMP loops: run make deps
+  OPENBLAS_CFLAGS := $(shell pkg-config --cflags openblas 2>/dev/null)
+  OPENBLAS_LIBS := $(shell pkg-config --libs openblas 2>/dev/null)
+endif
 HAVE_PNG := $(call have_pc,libpng)
 HAVE_JPEG := $(call have_pc,libjpeg)
 HAVE_CJSON := $(call have_pc,libcjson)
@@ -71,7 +86,7 @@ ifeq ($(filter deps test demo test-gpu clean,$(MAKECMDGOALS)),)
   $(call show,NCCL,$(HAVE_NCCL),$(HAVE_NCCL))
   $(call show,MPI,$(HAVE_MPI),(pkg-config ompi-c; mpirun $(if $(shell command -v mpirun),found,missing)))
   $(call show,HDF5,$(HAVE_HDF5),(pkg-config hdf5))
-  $(call show,OpenBLAS,$(HAVE_OPENBLAS),(pkg-config openblas))
+  $(call show,OpenBLAS,$(HAVE_OPENBLAS),($(OPENBLAS_KIND)))
   $(call show,libpng,$(HAVE_PNG),(pkg-config libpng))
   $(call show,libjpeg,$(HAVE_JPEG),(pkg-config libjpeg))
   $(call show,cJSON,$(HAVE_CJSON),(pkg-config libcjson))
@@ -81,9 +96,9 @@ REQUIRED_MISSING := $(if $(HAVE_CJSON),,cJSON) $(if $(HAVE_PNG),,libpng) $(if $(
                     $(if $(HAVE_OPENBLAS),,OpenBLAS) $(if $(HAVE_HDF5),,HDF5)
 REQUIRED_MISSING := $(strip $(REQUIRED_MISSING))
 
-PC_LIBS := libcjson libpng libjpeg openblas hdf5
-DEP_CFLAGS := $(shell pkg-config --cflags $(PC_LIBS) 2>/dev/null)
-DEP_LIBS := $(shell pkg-config --libs $(PC_LIBS) 2>/dev/null) -lm -lpthread
+PC_LIBS := libcjson libpng libjpeg hdf5
+DEP_CFLAGS := $(shell pkg-config --cflags $(PC_LIBS) 2>/dev/null) $(OPENBLAS_CFLAGS)
+DEP_LIBS := $(shell pkg-config --libs $(PC_LIBS) 2>/dev/null) $(OPENBLAS_LIBS) -lm -lpthread
 CFLAGS += $(DEP_CFLAGS)
 CXXFLAGS += $(DEP_CFLAGS)
 

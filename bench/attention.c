@@ -7,6 +7,7 @@
 //   build/bench/attention            every shape below (on a GPU), or small CPU shapes without one
 //   build/bench/attention NAME...    only the shapes whose name contains one of the arguments
 //   build/bench/attention --no-torch skip the PyTorch baseline
+// Run it from the repository root (it starts python3 bench/attention_torch.py there).
 //
 // Before timing, the forward (out) and backward (dq, dk, dv) of every shape are checked against the CPU twin
 // (f32 on the same bf16-exact inputs) at that shape's N, D, masks and batch 1 x 2 heads (every (batch, head)
@@ -259,8 +260,12 @@ static void run_torch(const Shape *const *sel, int n, TorchTimes *times) {
 }
 
 static void print_pass(const char *pass, double ms, double torch_ms, double flops) {
-    printf("  %s  dice %8.3f ms %6.1f TFLOP/s   torch %8.3f ms %6.1f TFLOP/s   dice/torch %5.2fx\n", pass, ms,
-           tflops(flops, ms), torch_ms, tflops(flops, torch_ms), ms > 0 && torch_ms > 0 ? torch_ms / ms : 0.0);
+    printf("  %s  dice %8.3f ms %6.1f TFLOP/s", pass, ms, tflops(flops, ms));
+    if (torch_ms > 0)
+        printf("   torch %8.3f ms %6.1f TFLOP/s   torch time / dice time %5.2f\n", torch_ms, tflops(flops, torch_ms),
+               ms > 0 ? torch_ms / ms : 0.0);
+    else
+        printf("   torch n/a\n");
 }
 
 static void run_gpu(DiceCtx *ctx, const Shape *s, TorchTimes torch) {

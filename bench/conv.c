@@ -221,7 +221,8 @@ static void run_gpu(DiceCtx *ctx, ConvCudnn *cudnn, const Shape *sh, bool all_ti
     }
     cudaMalloc(&d.y, ny * 2), cudaMalloc(&d.dx, nx * 2), cudaMalloc(&d.dw, nw * 2), cudaMalloc(&d.ws, ws);
     printf("%-44s %7.2f GFLOP\n", sh->name, conv_flops(&s) * 1e-9);
-    Job custom = {ctx, &s, &d, 0, 0, CONV_TILE_AUTO, NULL, {{0}}}, base = {ctx, &s, &d, 0, 1, CONV_TILE_AUTO, cudnn, {{0}}};
+    Job custom = {ctx, &s, &d, 0, 0, CONV_TILE_AUTO, NULL, {{0}}};
+    Job base = {ctx, &s, &d, 0, 1, CONV_TILE_AUTO, cudnn, {{0}}};
     bool custom_ok = validate(&custom, ref, n, "custom"), base_ok = cudnn && validate(&base, ref, n, "cudnn");
     for (int p = 0; p < PASSES; p++) {
         custom.pass = base.pass = p;

@@ -91,8 +91,8 @@ static int write_attr(hid_t obj, const char *name, hid_t ftype, hid_t mtype, con
                       const char *where, DiceError *err) {
     int rc = -1;
     hid_t space = -1, attr = -1;
-    H5_TRY_ID(err, where, space, H5Screate(H5S_SCALAR));
-    H5_TRY_ID(err, where, attr, H5Acreate2(obj, name, ftype, space, H5P_DEFAULT, H5P_DEFAULT));
+    H5_TRY_SET(err, where, space, H5Screate(H5S_SCALAR));
+    H5_TRY_SET(err, where, attr, H5Acreate2(obj, name, ftype, space, H5P_DEFAULT, H5P_DEFAULT));
     H5_TRY(err, where, H5Awrite(attr, mtype, value));
     H5_TRY(err, where, H5Aclose(attr));
     attr = -1;
@@ -107,7 +107,7 @@ int h5_write_attr_str(hid_t obj, const char *name, const char *value, const char
     int rc = -1;
     hid_t type = -1;
     size_t len = strlen(value);
-    H5_TRY_ID(err, where, type, H5Tcopy(H5T_C_S1));
+    H5_TRY_SET(err, where, type, H5Tcopy(H5T_C_S1));
     H5_TRY(err, where, H5Tset_size(type, len ? len : 1));
     H5_TRY(err, where, H5Tset_cset(type, H5T_CSET_UTF8));
     H5_TRY(err, where, H5Tset_strpad(type, H5T_STR_NULLPAD));
@@ -132,17 +132,17 @@ static int open_attr(hid_t obj, const char *name, H5T_class_t cls, const char *c
                      hid_t *type_out, const char *where, DiceError *err) {
     hid_t attr = -1, space = -1, type = -1;
     htri_t exists;
-    H5_TRY(err, where, exists = H5Aexists(obj, name));
+    H5_TRY_SET(err, where, exists, H5Aexists(obj, name));
     H5_CHECK(err, exists > 0, "%s: attribute '%s' is missing", where, name);
-    H5_TRY_ID(err, where, attr, H5Aopen(obj, name, H5P_DEFAULT));
-    H5_TRY_ID(err, where, space, H5Aget_space(attr));
+    H5_TRY_SET(err, where, attr, H5Aopen(obj, name, H5P_DEFAULT));
+    H5_TRY_SET(err, where, space, H5Aget_space(attr));
     hssize_t npoints;
-    H5_TRY(err, where, npoints = H5Sget_simple_extent_npoints(space));
+    H5_TRY_SET(err, where, npoints, H5Sget_simple_extent_npoints(space));
     H5_CHECK(err, npoints == 1, "%s: attribute '%s' holds %lld values, expected one", where, name,
              (long long)npoints);
-    H5_TRY_ID(err, where, type, H5Aget_type(attr));
+    H5_TRY_SET(err, where, type, H5Aget_type(attr));
     H5T_class_t got;
-    H5_TRY(err, where, got = H5Tget_class(type));
+    H5_TRY_SET(err, where, got, H5Tget_class(type));
     H5_CHECK(err, got == cls, "%s: attribute '%s' is not %s", where, name, cls_name);
     h5_close_id(space);
     *attr_out = attr;
@@ -161,13 +161,13 @@ int h5_read_attr_str(hid_t obj, const char *name, char *buf, size_t cap, const c
     char *vstr = NULL, *fixed = NULL;
     if (open_attr(obj, name, H5T_STRING, "a string", &attr, &type, where, err)) return -1;
     htri_t variable;
-    H5_TRY(err, where, variable = H5Tis_variable_str(type));
+    H5_TRY_SET(err, where, variable, H5Tis_variable_str(type));
     const char *text;
     if (variable) {
-        H5_TRY_ID(err, where, mem, H5Tcopy(H5T_C_S1));
+        H5_TRY_SET(err, where, mem, H5Tcopy(H5T_C_S1));
         H5_TRY(err, where, H5Tset_size(mem, H5T_VARIABLE));
         H5T_cset_t cset;
-        H5_TRY(err, where, cset = H5Tget_cset(type));
+        H5_TRY_SET(err, where, cset, H5Tget_cset(type));
         H5_TRY(err, where, H5Tset_cset(mem, cset));
         H5_TRY(err, where, H5Aread(attr, mem, &vstr));
         H5_CHECK(err, vstr, "%s: attribute '%s' is a null string", where, name);
@@ -177,7 +177,7 @@ int h5_read_attr_str(hid_t obj, const char *name, char *buf, size_t cap, const c
         H5_CHECK(err, size > 0, "%s: attribute '%s' has a string type of size 0", where, name);
         fixed = calloc(size + 1, 1);
         H5_CHECK(err, fixed, "%s: out of memory", where);
-        H5_TRY_ID(err, where, mem, H5Tcopy(type));
+        H5_TRY_SET(err, where, mem, H5Tcopy(type));
         H5_TRY(err, where, H5Aread(attr, mem, fixed));
         text = fixed;
     }

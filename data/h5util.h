@@ -1,7 +1,7 @@
-// data/h5util.h — checked HDF5 calls for the shard code (internal to data/): the H5_TRY macros, a
-// scope that silences HDF5's own error printing, attribute helpers and the IEEE half type.
+// data/h5util.h — checked HDF5 calls for the shard code (internal to data/): the H5_TRY macros,
+// silencing HDF5's own error printing, file-access settings, attribute helpers, the IEEE half type.
 //
-// Every HDF5 call goes through H5_TRY / H5_TRY_ID. On failure they write one line into the DiceError,
+// Every HDF5 call goes through H5_TRY / H5_TRY_SET. On failure they write one line into the DiceError,
 //   "<where>: <call> failed: <HDF5's outermost message>: <its innermost message> [file:line]"
 // (HDF5's error stack read with H5Ewalk2; `where` names the shard), and jump to the enclosing
 // function's `fail:` label, where the function closes what it opened. HDF5 prints nothing: the first
@@ -17,7 +17,7 @@
 // Fills err with the failed call and the top of HDF5's current error stack; returns -1.
 int h5_fail_at(DiceError *err, const char *file, int line, const char *where, const char *call);
 
-// herr_t / htri_t calls: negative is failure.
+// A call whose negative result is failure (herr_t, or a result not kept).
 #define H5_TRY(err, where, call)                                              \
     do {                                                                      \
         if ((call) < 0) {                                                     \
@@ -25,10 +25,11 @@ int h5_fail_at(DiceError *err, const char *file, int line, const char *where, co
             goto fail;                                                        \
         }                                                                     \
     } while (0)
-// hid_t calls: the identifier goes into `id`; negative is failure.
-#define H5_TRY_ID(err, where, id, call)                                       \
+// A call whose result is kept in `var` (hid_t, htri_t, ssize_t, an enum with -1 for errors):
+// negative is failure.
+#define H5_TRY_SET(err, where, var, call)                                     \
     do {                                                                      \
-        if (((id) = (call)) < 0) {                                            \
+        if (((var) = (call)) < 0) {                                           \
             h5_fail_at((err), __FILE__, __LINE__, (where), #call);            \
             goto fail;                                                        \
         }                                                                     \

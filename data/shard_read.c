@@ -87,22 +87,22 @@ static int open_dataset(Shard *s, int i, hsize_t dims[4], DiceError *err) {
     hid_t obj = -1, dapl = -1, type = -1, space = -1;
     char tname[64];
     htri_t exists;
-    H5_TRY(err, s->where, exists = H5Lexists(s->file, name, H5P_DEFAULT));
+    H5_TRY_SET(err, s->where, exists, H5Lexists(s->file, name, H5P_DEFAULT));
     H5_CHECK(err, exists > 0, "%s: dataset '%s' is missing", s->where, name);
-    H5_TRY_ID(err, s->where, obj, H5Oopen(s->file, name, H5P_DEFAULT));
+    H5_TRY_SET(err, s->where, obj, H5Oopen(s->file, name, H5P_DEFAULT));
     H5I_type_t kind;
-    H5_TRY(err, s->where, kind = H5Iget_type(obj));
+    H5_TRY_SET(err, s->where, kind, H5Iget_type(obj));
     H5_CHECK(err, kind == H5I_DATASET, "%s: '%s' is not a dataset", s->where, name);
     h5_close_id(obj);
     obj = -1;
     // Rows are read at random, one chunk each: HDF5's chunk cache would only hold memory.
-    H5_TRY_ID(err, s->where, dapl, H5Pcreate(H5P_DATASET_ACCESS));
+    H5_TRY_SET(err, s->where, dapl, H5Pcreate(H5P_DATASET_ACCESS));
     H5_TRY(err, s->where, H5Pset_chunk_cache(dapl, 0, 0, H5D_CHUNK_CACHE_W0_DEFAULT));
-    H5_TRY_ID(err, s->where, s->ds[i], H5Dopen2(s->file, name, dapl));
-    H5_TRY_ID(err, s->where, type, H5Dget_type(s->ds[i]));
+    H5_TRY_SET(err, s->where, s->ds[i], H5Dopen2(s->file, name, dapl));
+    H5_TRY_SET(err, s->where, type, H5Dget_type(s->ds[i]));
     H5T_class_t cls;
     size_t size;
-    H5_TRY(err, s->where, cls = H5Tget_class(type));
+    H5_TRY_SET(err, s->where, cls, H5Tget_class(type));
     H5_CHECK(err, (size = H5Tget_size(type)) > 0, "%s: '%s' has a type of size 0", s->where, name);
     type_name(type, tname, sizeof tname);
     switch (i) {
@@ -119,7 +119,7 @@ static int open_dataset(Shard *s, int i, hsize_t dims[4], DiceError *err) {
         size_t want = i == R_TOKENS ? 4 : 8;
         H5T_sign_t sign;
         H5_CHECK(err, cls == H5T_INTEGER, "%s: '%s' is %s, expected int%zu", s->where, name, tname, want * 8);
-        H5_TRY(err, s->where, sign = H5Tget_sign(type));
+        H5_TRY_SET(err, s->where, sign, H5Tget_sign(type));
         H5_CHECK(err, size == want && sign == H5T_SGN_2, "%s: '%s' is %s, expected int%zu", s->where, name, tname,
                  want * 8);
         break;
@@ -129,22 +129,22 @@ static int open_dataset(Shard *s, int i, hsize_t dims[4], DiceError *err) {
         H5T_str_t pad;
         H5_CHECK(err, cls == H5T_STRING, "%s: '%s' is %s, expected fixed-length UTF-8 strings", s->where, name,
                  tname);
-        H5_TRY(err, s->where, variable = H5Tis_variable_str(type));
+        H5_TRY_SET(err, s->where, variable, H5Tis_variable_str(type));
         H5_CHECK(err, !variable, "%s: '%s' holds variable-length strings; shards store fixed-length UTF-8 strings "
                  "(h5py.string_dtype('utf-8', length=...))", s->where, name);
-        H5_TRY(err, s->where, pad = H5Tget_strpad(type));
+        H5_TRY_SET(err, s->where, pad, H5Tget_strpad(type));
         H5_CHECK(err, pad == H5T_STR_NULLPAD || pad == H5T_STR_NULLTERM, "%s: '%s' strings are space-padded, "
                  "expected NUL padding", s->where, name);
         H5_CHECK(err, size <= SHARD_CAPTION_MAX, "%s: '%s' strings are %zu bytes wide, the limit is %d", s->where,
                  name, size, SHARD_CAPTION_MAX);
         s->caption_width = size;
-        H5_TRY_ID(err, s->where, s->str, H5Tcopy(type));
+        H5_TRY_SET(err, s->where, s->str, H5Tcopy(type));
         break;
     }
     }
-    H5_TRY_ID(err, s->where, space, H5Dget_space(s->ds[i]));
+    H5_TRY_SET(err, s->where, space, H5Dget_space(s->ds[i]));
     int rank;
-    H5_TRY(err, s->where, rank = H5Sget_simple_extent_ndims(space));
+    H5_TRY_SET(err, s->where, rank, H5Sget_simple_extent_ndims(space));
     H5_CHECK(err, rank == dataset_ranks[i], "%s: '%s' has %d dimensions, expected %d", s->where, name, rank,
              dataset_ranks[i]);
     H5_TRY(err, s->where, H5Sget_simple_extent_dims(space, dims, NULL));
@@ -186,13 +186,14 @@ static int shard_open_impl(Shard *s, const char *path, DiceError *err) {
     struct stat st;
     H5_CHECK(err, stat(path, &st) == 0, "%s: cannot open: %s", s->where, strerror(errno));
     H5_CHECK(err, S_ISREG(st.st_mode), "%s: not a regular file", s->where);
-    H5_TRY_ID(err, s->where, fapl, h5_file_access());
-    H5_TRY_ID(err, s->where, s->file, H5Fopen(path, H5F_ACC_RDONLY, fapl));
+    H5_TRY_SET(err, s->where, fapl, h5_file_access());
+    H5_TRY_SET(err, s->where, s->file, H5Fopen(path, H5F_ACC_RDONLY, fapl));
     if (read_attributes(s, err)) goto fail;
     for (int i = 0; i < R_COUNT; i++)
         if (open_dataset(s, i, dims[i], err)) goto fail;
     hsize_t n = dims[R_MEAN][0];
     H5_CHECK(err, n > 0, "%s: the shard has no rows", s->where);
+    H5_CHECK(err, n <= ((hsize_t)1 << 40), "%s: %llu rows is not a plausible shard", s->where, (unsigned long long)n);
     for (int i = 1; i < R_COUNT; i++)
         H5_CHECK(err, dims[i][0] == n, "%s: '%s' has %llu rows but '%s' has %llu", s->where, dataset_names[i],
                  (unsigned long long)dims[i][0], dataset_names[R_MEAN], (unsigned long long)n);
@@ -213,7 +214,7 @@ static int shard_open_impl(Shard *s, const char *path, DiceError *err) {
     s->info.latent_w = (int64_t)w;
     s->info.latent_c = (int64_t)c;
     s->info.seq_len = (int64_t)L;
-    H5_TRY_ID(err, s->where, s->half, h5_half_type());
+    H5_TRY_SET(err, s->where, s->half, h5_half_type());
     rc = 0;
 fail:
     h5_close_id(fapl);
@@ -266,9 +267,9 @@ static int read_rows(Shard *s, int i, int64_t row0, int64_t n, hid_t mtype, void
                                           {s->info.latent_h, s->info.latent_w, s->info.latent_c},
                                           {s->info.seq_len}};
     for (int d = 1; d < dataset_ranks[i]; d++) count[d] = (hsize_t)row_dims[i][d - 1];
-    H5_TRY_ID(err, where, fspace, H5Dget_space(s->ds[i]));
+    H5_TRY_SET(err, where, fspace, H5Dget_space(s->ds[i]));
     H5_TRY(err, where, H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, count, NULL));
-    H5_TRY_ID(err, where, mspace, H5Screate_simple(dataset_ranks[i], count, NULL));
+    H5_TRY_SET(err, where, mspace, H5Screate_simple(dataset_ranks[i], count, NULL));
     H5_TRY(err, where, H5Dread(s->ds[i], mtype, mspace, fspace, H5P_DEFAULT, buf));
     rc = 0;
 fail:

@@ -62,13 +62,13 @@ static int create_dataset(ShardWriter *w, int slot, const char *name, hid_t type
     hid_t space = -1, dcpl = -1;
     hsize_t dims[4] = {0}, maxdims[4] = {H5S_UNLIMITED}, chunk[4] = {chunk_rows};
     for (int d = 1; d < rank; d++) dims[d] = maxdims[d] = chunk[d] = row[d - 1];
-    H5_TRY_ID(err, w->where, space, H5Screate_simple(rank, dims, maxdims));
-    H5_TRY_ID(err, w->where, dcpl, H5Pcreate(H5P_DATASET_CREATE));
+    H5_TRY_SET(err, w->where, space, H5Screate_simple(rank, dims, maxdims));
+    H5_TRY_SET(err, w->where, dcpl, H5Pcreate(H5P_DATASET_CREATE));
     H5_TRY(err, w->where, H5Pset_chunk(dcpl, rank, chunk));
     H5_TRY(err, w->where, H5Pset_shuffle(dcpl));
     H5_TRY(err, w->where, H5Pset_deflate(dcpl, SHARD_GZIP_LEVEL));
     H5_TRY(err, w->where, H5Pset_fletcher32(dcpl));
-    H5_TRY_ID(err, w->where, w->ds[slot], H5Dcreate2(w->file, name, type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT));
+    H5_TRY_SET(err, w->where, w->ds[slot], H5Dcreate2(w->file, name, type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT));
     rc = 0;
 fail:
     h5_close_id(dcpl);
@@ -81,7 +81,7 @@ static int check_filters(const char *where, DiceError *err) {
     static const char *const names[] = {"shuffle", "deflate", "fletcher32"};
     for (int i = 0; i < 3; i++) {
         htri_t avail;
-        H5_TRY(err, where, avail = H5Zfilter_avail(filters[i]));
+        H5_TRY_SET(err, where, avail, H5Zfilter_avail(filters[i]));
         H5_CHECK(err, avail > 0, "%s: this HDF5 library lacks the %s filter", where, names[i]);
     }
     return 0;
@@ -95,8 +95,8 @@ static int writer_create(ShardWriter *w, DiceError *err) {
     hid_t fapl = -1;
     const ShardInfo *in = &w->info;
     if (check_filters(w->where, err)) return -1;
-    H5_TRY_ID(err, w->where, fapl, h5_file_access());
-    H5_TRY_ID(err, w->where, w->file, H5Fcreate(w->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl));
+    H5_TRY_SET(err, w->where, fapl, h5_file_access());
+    H5_TRY_SET(err, w->where, w->file, H5Fcreate(w->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl));
     if (h5_write_attr_i64(w->file, SHARD_ATTR_VERSION, SHARD_FORMAT_VERSION, w->where, err) ||
         h5_write_attr_str(w->file, SHARD_ATTR_LAYOUT, SHARD_LAYOUT, w->where, err) ||
         h5_write_attr_str(w->file, SHARD_ATTR_MODEL, in->model, w->where, err) ||
@@ -104,7 +104,7 @@ static int writer_create(ShardWriter *w, DiceError *err) {
         h5_write_attr_f64(w->file, SHARD_ATTR_SCALING, in->scaling_factor, w->where, err) ||
         h5_write_attr_str(w->file, SHARD_ATTR_CREATED_BY, in->created_by, w->where, err))
         goto fail;
-    H5_TRY_ID(err, w->where, w->half, h5_half_type());
+    H5_TRY_SET(err, w->where, w->half, h5_half_type());
     hsize_t latent[3] = {(hsize_t)in->latent_h, (hsize_t)in->latent_w, (hsize_t)in->latent_c};
     hsize_t tokens[1] = {(hsize_t)in->seq_len};
     if (create_dataset(w, W_MEAN, SHARD_LATENT_MEAN, H5T_IEEE_F32LE, 4, latent, 1, err) ||
@@ -185,8 +185,8 @@ static int append_row(ShardWriter *w, hid_t ds, const char *name, hid_t mtype, c
     hid_t fspace = -1, mspace = -1;
     hsize_t dims[4], start[4] = {(hsize_t)w->n}, count[4];
     int rank;
-    H5_TRY_ID(err, w->where, fspace, H5Dget_space(ds));
-    H5_TRY(err, w->where, rank = H5Sget_simple_extent_dims(fspace, dims, NULL));
+    H5_TRY_SET(err, w->where, fspace, H5Dget_space(ds));
+    H5_TRY_SET(err, w->where, rank, H5Sget_simple_extent_dims(fspace, dims, NULL));
     H5_CHECK(err, rank >= 1 && rank <= 4 && dims[0] == (hsize_t)w->n, "%s: %s has %llu rows, expected %lld",
              w->where, name, (unsigned long long)dims[0], (long long)w->n);
     h5_close_id(fspace);
@@ -195,9 +195,9 @@ static int append_row(ShardWriter *w, hid_t ds, const char *name, hid_t mtype, c
     H5_TRY(err, w->where, H5Dset_extent(ds, dims));
     count[0] = 1;
     for (int d = 1; d < rank; d++) start[d] = 0, count[d] = dims[d];
-    H5_TRY_ID(err, w->where, fspace, H5Dget_space(ds));
+    H5_TRY_SET(err, w->where, fspace, H5Dget_space(ds));
     H5_TRY(err, w->where, H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, count, NULL));
-    H5_TRY_ID(err, w->where, mspace, H5Screate_simple(rank, count, NULL));
+    H5_TRY_SET(err, w->where, mspace, H5Screate_simple(rank, count, NULL));
     H5_TRY(err, w->where, H5Dwrite(ds, mtype, mspace, fspace, H5P_DEFAULT, buf));
     rc = 0;
 fail:
@@ -272,7 +272,7 @@ static int write_captions(ShardWriter *w, DiceError *err) {
     char *text = calloc((size_t)w->n, width);
     DICE_CHECK(err, text, "%s: out of memory", w->where);
     for (int64_t i = 0; i < w->n; i++) memcpy(text + (size_t)i * width, w->captions[i], strlen(w->captions[i]));
-    H5_TRY_ID(err, w->where, type, H5Tcopy(H5T_C_S1));
+    H5_TRY_SET(err, w->where, type, H5Tcopy(H5T_C_S1));
     H5_TRY(err, w->where, H5Tset_size(type, width));
     H5_TRY(err, w->where, H5Tset_cset(type, H5T_CSET_UTF8));
     H5_TRY(err, w->where, H5Tset_strpad(type, H5T_STR_NULLPAD));

@@ -30,7 +30,7 @@
 // within 2^-7 of the value, which moves the standard deviation by at most 0.4% of itself.
 //
 // One caption per image: COCO has about five per image; the paper's "one random caption" is drawn once,
-// when the shard is written (by `dice prep`, from its seed), not at every epoch.
+// when the shard is written (by `dice prep`), not at every epoch.
 //
 // Captions are fixed-length strings (character set UTF-8, NUL-padded, as wide as the shard's longest
 // caption in bytes, at most SHARD_CAPTION_MAX), not HDF5 variable-length strings: those live in HDF5's
@@ -39,14 +39,15 @@
 //
 // Storage: every dataset is chunked along N (latents one row per chunk, the others 64 rows per chunk),
 // growable along N, with the shuffle, deflate (gzip level 4) and Fletcher-32 filters, in the HDF5 1.10
-// file format (superblock, object headers and chunk indexes carry checksums): a flipped byte is
-// reported by the library, not read as data. Any HDF5 >= 1.10 reads a shard; with h5py:
+// file format (superblock, object headers and chunk indexes carry checksums): a flipped byte in
+// anything the reader uses is reported by the library, never read as data. Any HDF5 >= 1.10 reads a
+// shard; with h5py:
 //   import h5py, numpy as np
 //   with h5py.File("shard_00000.h5", "r") as f:
 //       mean = f["latent_mean"][i]                       # (h, w, c) float32
 //       std = np.exp(0.5 * f["latent_logvar"][i].astype(np.float32))
 //       caption = f["captions"][i].decode()              # bytes, NUL padding removed
-//       print(dict(f.attrs))
+//       model = f.attrs["model"].decode()                # string attributes are bytes too
 //
 // A writer writes "<path>.tmp.<pid>" and renames it to <path> when closed, so a shard is complete or
 // absent. The reader validates everything before use (attributes, version, datasets, types, ranks,
@@ -57,7 +58,8 @@
 // ---------------------------------------------------------------- datasets
 // A dataset is a directory holding shard_00000.h5, shard_00001.h5, ... (five or more digits, numbered
 // from 0 without gaps; other files are ignored). Global row g is row g - start[k] of shard k, shards
-// in numeric order. All shards must agree on shapes and on every attribute except created_by.
+// in numeric order. All shards must agree on shapes and on every attribute except created_by. An open
+// dataset holds every shard open (one file descriptor each).
 #pragma once
 #include <stddef.h>
 #include <stdint.h>

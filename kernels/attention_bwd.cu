@@ -327,11 +327,7 @@ extern "C" int attention_backward_cuda(const AttentionShape *s, uint16_t *dq, ui
                                        const uint16_t *dout, const uint16_t *q, const uint16_t *k, const uint16_t *v,
                                        const uint16_t *out, const float *lse, const uint8_t *key_mask,
                                        void *workspace, void *stream, DiceError *err) {
-    DICE_CHECK(err, s->head_dim % 8 == 0 && s->head_dim >= 8 && s->head_dim <= ATTENTION_MAX_HEAD_DIM_CUDA,
-               "attention backward (CUDA): head dim %d is not a multiple of 8 in [8, %d]", s->head_dim,
-               ATTENTION_MAX_HEAD_DIM_CUDA);
-    DICE_CHECK(err, (int64_t)s->batch * s->heads <= 65535,
-               "attention backward (CUDA): batch x heads = %d x %d exceeds 65535", s->batch, s->heads);
+    DICE_TRY(attn_check_shape(s, q, k, v, err));
     if (!dq && !dk && !dv) return 0;
     cudaStream_t st = (cudaStream_t)stream;
     const int64_t n_dq = (int64_t)s->batch * s->n_q * s->heads * s->head_dim;

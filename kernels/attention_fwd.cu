@@ -220,12 +220,8 @@ static int launch_attention_fwd(const AttentionShape *s, uint16_t *out, float *l
 extern "C" int attention_forward_cuda(const AttentionShape *s, uint16_t *out, float *lse, const uint16_t *q,
                                       const uint16_t *k, const uint16_t *v, const uint8_t *key_mask, void *stream,
                                       DiceError *err) {
-    DICE_CHECK(err, s->head_dim % 8 == 0 && s->head_dim >= 8 && s->head_dim <= ATTENTION_MAX_HEAD_DIM_CUDA,
-               "attention (CUDA): head dim %d is not a multiple of 8 in [8, %d]", s->head_dim,
-               ATTENTION_MAX_HEAD_DIM_CUDA);
+    DICE_TRY(attn_check_shape(s, q, k, v, err));
     DICE_CHECK(err, s->n_k > 0, "attention (CUDA): no keys");
-    DICE_CHECK(err, (int64_t)s->batch * s->heads <= 65535, "attention (CUDA): batch x heads = %d x %d exceeds 65535",
-               s->batch, s->heads);
     if (s->n_q == 0 || s->batch == 0) return 0;
     cudaStream_t st = (cudaStream_t)stream;
 #define ATTN_FWD(DT) DICE_TRY(launch_attention_fwd<DT>(s, out, lse, q, k, v, key_mask, st, err))

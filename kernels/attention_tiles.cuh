@@ -19,6 +19,7 @@
 // the bf16 A fragment of the next product (P in P V, without going through shared memory).
 #pragma once
 #include "kernels/cuda_common.cuh"
+#include "kernels/attention.h"
 
 // 16-byte global -> shared copy that completes asynchronously (cp.async, sm_80+). In the emulator the
 // copy is immediate, which is one of the behaviours the hardware allows.
@@ -95,6 +96,23 @@ static __device__ __forceinline__ void attn_zero(float c[4]) { c[0] = c[1] = c[2
 // Key j visible to query i (see kernels/attention.h).
 static __device__ __forceinline__ bool attn_visible(int i, int j, int n_q, int n_k, int causal, const uint8_t *mask_b) {
     return i < n_q && j < n_k && (!causal || j <= i) && (!mask_b || mask_b[j]);
+}
+
+// Host-side checks shared by the launchers: head dim, grid limits, and the 16-byte alignment of every
+// row that cp.async and the vector stores touch.
+static inline int attn_check_shape(const AttentionShape *s, const void *q, const void *k, const void *v,
+                                   DiceError *err) {
+    DICE_CHECK(err, s->head_dim % 8 == 0 && s->head_dim >= 8 && s->head_dim <= ATTENTION_MAX_HEAD_DIM_CUDA,
+               "attention (CUDA): head dim %d is not a multiple of 8 in [8, %d]", s->head_dim,
+               ATTENTION_MAX_HEAD_DIM_CUDA);
+    DICE_CHECK(err, (int64_t)s->batch * s->heads <= 65535, "attention (CUDA): batch x heads = %d x %d exceeds 65535",
+               s->batch, s->heads);
+    const int64_t strides[6] = {s->q_stride[0], s->q_stride[1], s->k_stride[0], s->k_stride[1], s->v_stride[0],
+                                s->v_stride[1]};
+    bool aligned = (uintptr_t)q % 16 == 0 && (uintptr_t)k % 16 == 0 && (uintptr_t)v % 16 == 0;
+    for (int i = 0; i < 6; i++) aligned = aligned && strides[i] % 8 == 0;
+    DICE_CHECK(err, aligned, "attention (CUDA): q, k, v need 16-byte aligned rows (strides a multiple of 8)");
+    return 0;
 }
 
 // Calls LAUNCH(D_TILE) with D_TILE = d rounded up to a multiple of 16 (a compile-time constant).

@@ -1,7 +1,7 @@
-// kernels/conv.h — 2-D convolution, NHWC, as an implicit matrix product: the CPU twins
-// (kernels/conv_cpu.c), the custom tensor-core CUDA kernels (kernels/conv_fwd.cu: forward and data
-// gradient; kernels/conv_wgrad.cu: weight and bias gradients; shared pieces in kernels/conv_igemm.cuh) and the cuDNN path (kernels/conv_cudnn.cu,
-// real CUDA builds with cuDNN only).
+// kernels/conv.h — 2-D convolution, NHWC, as an implicit matrix product: the CPU twins (kernels/conv_cpu.c),
+// the custom tensor-core CUDA kernels (kernels/conv_fwd.cu: forward and data gradient; kernels/conv_wgrad.cu:
+// weight and bias gradients; shared pieces in kernels/conv_igemm.cuh), the cuDNN path (kernels/conv_cudnn.cu,
+// real CUDA builds with cuDNN only) and the per-context choice between the two (kernels/conv_handle.c).
 //
 // Layouts (PyTorch's conv2d semantics, channels last):
 //   x  (B, H, W, Cin)      input
@@ -11,7 +11,8 @@
 // As matrix products (row-major, K ordered (ky, kx, ci) like a weight row):
 //   forward  y  (B Ho Wo, Cout)      = im2col(x) (B Ho Wo, kh kw Cin) . w^T (kh kw Cin, Cout) + b
 //   dgrad    dx (B H W, Cin)         = col2im(dy (B Ho Wo, Cout) . w (Cout, kh kw Cin))
-//   wgrad    dw (Cout, kh kw Cin)    = dy^T (Cout, B Ho Wo) . im2col(x) (B Ho Wo, kh kw Cin);  db = column sums of dy
+//   wgrad    dw (Cout, kh kw Cin)    = dy^T (Cout, B Ho Wo) . im2col(x) (B Ho Wo, kh kw Cin)
+//   bias     db (Cout)               = column sums of dy (B Ho Wo, Cout)
 // Gradients are written (not accumulated): callers add them where they belong (nn/op_conv.c).
 #pragma once
 #include <stddef.h>

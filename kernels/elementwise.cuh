@@ -13,6 +13,7 @@
 
 #include "kernels/cuda_common.cuh"
 #include "nn/dtype.h"
+#include "nn/error.h"
 
 static constexpr int EW_THREADS = 256, EW_MAX_BLOCKS = 65536;
 
@@ -67,7 +68,8 @@ static inline int ew_grid(int64_t work) {
 // count (row length, offset) a multiple of the vector width 16 / element size.
 static inline bool ew_vectorizable(DType dtype, std::initializer_list<const void *> ptrs,
                                    std::initializer_list<int64_t> counts) {
-    int v = (int)(16 / dtype_size(dtype));
+    size_t es = dtype_size(dtype);
+    int64_t v = es && es <= 16 ? (int64_t)(16 / es) : 1;
     for (const void *p : ptrs)
         if (p && (reinterpret_cast<uintptr_t>(p) & 15u)) return false;
     for (int64_t c : counts)

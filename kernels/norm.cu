@@ -87,7 +87,7 @@ static __device__ __forceinline__ void chan_merge(float &n, float &mean, float &
 // Block (tx, ty): thread x owns channels [x * VEC, x * VEC + VEC) (tx = ceil(C / VEC) threads), thread y
 // rows row0 + y, row0 + y + ty, ... of a chunk of R = ty * rows_per_thread rows of one sample.
 struct GroupNormGeometry {
-    int S, C, G, R;                    // rows per sample, channels, groups, rows per chunk
+    int S, C, G, R;  // rows per sample, channels, groups, rows per chunk
     __device__ int chunk_rows(int chunk) const { return min(R, S - chunk * R); }
 };
 

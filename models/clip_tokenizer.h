@@ -12,10 +12,14 @@
 //      and the merges are applied lowest rank first; symbols missing from vocab.json become unk.
 //   3. BOS + the first max_length - 2 ids + EOS, padded with the pad id to max_length.
 // Only the first 48,894 merges are used (transformers' CLIPTokenizer slices merges.txt that way).
-// transformers 5 has no slow CLIPTokenizer: its (fast, Rust) one, like CLIPTokenizerFast in 4.x, differs
-// on rare text: it keeps control and format characters (zero-width joiners in emoji, for instance), does
-// not space CJK ideographs apart, normalises differently around whitespace and lower-cases without the
-// final-sigma rule.
+// Other references differ on rare text only (all 5,000 COCO val2017 captions give the same ids):
+// - with ftfy installed, transformers' CLIPTokenizer runs ftfy.fix_text instead of BERT's BasicTokenizer
+//   clean-up: it straightens curly quotes, expands ligatures, widens half-width katakana and does not
+//   space CJK ideographs apart;
+// - transformers 5 has no slow CLIPTokenizer: its CLIPTokenizer (Rust, like CLIPTokenizerFast in 4.x)
+//   keeps control and format characters (the zero-width joiners of emoji sequences, for instance), does
+//   not space CJK ideographs apart, lower-cases without the final-sigma rule, and does not turn a
+//   differently cased "<|ENDOFTEXT|>" into the special token.
 //
 //   ClipTokenizer tok;
 //   if (clip_tokenizer_load(&tok, "sd15/tokenizer", err)) return -1;

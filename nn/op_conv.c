@@ -39,7 +39,8 @@ static int conv_shape_of(const Graph *g, ConvShape *s, const Tensor *x, const Te
                    tensor_describe(x, dx, sizeof dx));
     DICE_TRY(check_operand(g, "input (B, H, W, Cin)", x, 4, dt, err));
     DICE_TRY(check_operand(g, "weight (Cout, kh, kw, Cin)", w, 4, dt, err));
-    DICE_CHECK(err, w->shape[3] == x->shape[3], "conv2d: weight %s (Cout, kh, kw, Cin) does not match input %s (B, H, W, Cin)",
+    DICE_CHECK(err, w->shape[3] == x->shape[3],
+               "conv2d: weight %s (Cout, kh, kw, Cin) does not match input %s (B, H, W, Cin)",
                tensor_describe(w, dw, sizeof dw), tensor_describe(x, dx, sizeof dx));
     if (b) {
         DICE_TRY(check_operand(g, "bias (Cout)", b, 1, dt, err));

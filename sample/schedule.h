@@ -2,9 +2,11 @@
 // betas (linear, scaled_linear, squaredcos_cap_v2 or given), alphas_cumprod, add_noise and the
 // v-prediction target, for integer timesteps t in 0..T-1.
 //
-// Every value is bit-for-bit what diffusers 0.42 with PyTorch computes on the CPU: betas and
-// alphas_cumprod are float32 (torch.linspace's fused multiply-add, torch.cumprod's double
-// accumulator), add_noise is the float32 formula of DDPMScheduler.add_noise.
+// The values are those diffusers 0.42 with PyTorch computes on the CPU: betas and alphas_cumprod
+// bit for bit in float32 (torch.linspace's fused multiply-add, torch.cumprod's double accumulator),
+// except under rescale_betas_zero_snr, and add_noise with DDPMScheduler.add_noise's float32 formula.
+// Whatever passes through a square root may differ in the last bit: PyTorch's float32 sqrt on the CPU
+// (MKL's vector math) is not correctly rounded, the C library's is.
 //
 //   ScheduleConfig cfg;                                // from scheduler_config.json:
 //   schedule_config_load(&cfg, "model/scheduler/scheduler_config.json", err);   (scheduler_config.h)

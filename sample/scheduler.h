@@ -36,7 +36,8 @@ typedef struct Scheduler {
     int num_steps;               // len(timesteps): the number of steps to run (equal, except in diffusers'
                                  // "trailing" spacing where float rounding can add one)
     float *timesteps;            // (num_steps) the model's timestep input at each step
-    float *sigmas;               // (num_steps + 1) Euler / DPM-Solver noise levels sqrt((1 - abar) / abar); NULL for DDIM
+    float *sigmas;               // (num_steps + 1) Euler / DPM-Solver noise levels sqrt((1 - abar) / abar),
+                                 // the last one after the final step; NULL for DDIM
     float init_noise_sigma;      // scale of the initial Gaussian noise
     int step_index;              // the next step to run, 0..num_steps
     // DPM-Solver++ multistep state

@@ -172,7 +172,11 @@ static void describe(const cJSON *item, char *out, size_t cap) {
     if (cJSON_IsNull(item)) snprintf(out, cap, "null");
     else if (cJSON_IsBool(item)) snprintf(out, cap, "%s", cJSON_IsTrue(item) ? "true" : "false");
     else if (cJSON_IsNumber(item)) snprintf(out, cap, "%.17g", item->valuedouble);
-    else if (cJSON_IsString(item)) snprintf(out, cap, "\"%.60s\"", item->valuestring);
+    else if (cJSON_IsString(item)) {
+        char text[64];
+        st_printable(text, sizeof text, item->valuestring);  // untrusted: control characters escaped
+        snprintf(out, cap, "\"%s\"", text);
+    }
     else if (cJSON_IsArray(item)) snprintf(out, cap, "an array");
     else snprintf(out, cap, "an object");
 }
@@ -225,7 +229,9 @@ static int get_choice(Parser *p, const char *name, const cJSON *item, const char
         size_t used = strlen(list);
         snprintf(list + used, sizeof list - used, "%s%s", k ? ", " : "", options[k]);
     }
-    return DICE_FAIL(p->err, "%s: %s \"%.60s\" is not supported by dice's %s (supported: %s)", p->where, name, v,
+    char shown[64];
+    st_printable(shown, sizeof shown, v);
+    return DICE_FAIL(p->err, "%s: %s \"%s\" is not supported by dice's %s (supported: %s)", p->where, name, shown,
                      p->cls, list);
 }
 
@@ -388,26 +394,29 @@ static int parse_object(const char *json, size_t len, const char *where, unsigne
     if (!cJSON_IsObject(root)) rc = DICE_FAIL(err, "%s: not a JSON object", where);
     for (const cJSON *item = rc ? NULL : root->child; item && !rc; item = item->next) {
         const char *name = item->string;
+        char shown[96];
+        st_printable(shown, sizeof shown, name);  // untrusted: control characters escaped
         for (const cJSON *prev = root->child; prev != item; prev = prev->next)
-            if (!strcmp(prev->string, name)) rc = DICE_FAIL(err, "%s: field %s appears twice", where, name);
+            if (!strcmp(prev->string, name)) rc = DICE_FAIL(err, "%s: field %s appears twice", where, shown);
         if (rc) break;
         if (name[0] == '_') {  // metadata, as diffusers treats it
             if (strcmp(name, "_class_name")) continue;
             const char *v = NULL;
             if ((rc = get_string(&p, name, item, &v))) break;
             bool known = false;
-            for (size_t k = 0; k < sizeof DDPM_CLASSES / sizeof *DDPM_CLASSES; k++) known |= !strcmp(v, DDPM_CLASSES[k]);
-            if (!known)
-                rc = DICE_FAIL(err, "%s: _class_name \"%.80s\" is not a DDPM-type (beta schedule) scheduler; dice's "
-                               "samplers take their noise schedule from one", where, v);
+            for (size_t k = 0; k < sizeof DDPM_CLASSES / sizeof *DDPM_CLASSES; k++)
+                known |= !strcmp(v, DDPM_CLASSES[k]);
+            if (!known) {
+                st_printable(shown, sizeof shown, v);
+                rc = DICE_FAIL(err, "%s: _class_name \"%s\" is not a DDPM-type (beta schedule) scheduler; dice's "
+                               "samplers take their noise schedule from one", where, shown);
+            }
             continue;
         }
         int f = -1;
         for (size_t k = 0; k < sizeof FIELDS / sizeof *FIELDS && f < 0; k++)
             if (!strcmp(FIELDS[k].name, name)) f = (int)k;
         if (f < 0) {
-            char shown[96];
-            st_printable(shown, sizeof shown, name);
             rc = DICE_FAIL(err, "%s: unknown field %s (no diffusers DDPM-type scheduler has it)", where, shown);
             break;
         }

@@ -2,7 +2,7 @@
 # Installs the Debian packages dice needs, when any is missing (run by `make deps`,
 # which `make test` and `make demo` run first). Uses sudo when not root.
 set -eu
-PACKAGES="build-essential pkg-config libopenblas-dev libhdf5-dev openmpi-bin libopenmpi-dev \
+PACKAGES="build-essential pkg-config libopenblas-openmp-dev libhdf5-dev openmpi-bin libopenmpi-dev \
 libpng-dev libjpeg-dev libcjson-dev"
 missing=""
 for p in $PACKAGES; do

@@ -23,7 +23,7 @@ static bool close_to(float got, float want, double rel, double abs) {
 // A float32 golden tensor with numel elements, or NULL after failing the test.
 static const float *golden(TestCtx *tc, const StFile *f, const char *name, int64_t numel) {
     const StTensorInfo *t = st_find(f, name);
-    if (!t || t->dtype != DT_F32 || (numel >= 0 && st_numel(t) != numel)) {
+    if (!t || t->dtype != DT_F32 || st_numel(t) != numel) {
         test_fail(tc, __FILE__, __LINE__, "golden tensor %s missing or malformed", name);
         return NULL;
     }
@@ -90,8 +90,8 @@ static void run_case(TestCtx *tc, const StFile *f, const char *name, double *wor
     snprintf(key, sizeof key, "%s/init_noise_sigma", name);
     const float *want_sigma = golden(tc, f, key, 1);
     if (!want_sigma) return;
-    CHECK_MSG(close_to(s.init_noise_sigma, *want_sigma, 3e-7, 0), "case %s: init_noise_sigma %.9g, diffusers %.9g", name,
-              (double)s.init_noise_sigma, (double)*want_sigma);
+    CHECK_MSG(close_to(s.init_noise_sigma, *want_sigma, 3e-7, 0), "case %s: init_noise_sigma %.9g, diffusers %.9g",
+              name, (double)s.init_noise_sigma, (double)*want_sigma);
     if (rescaled) s.init_noise_sigma = *want_sigma;
 
     snprintf(key, sizeof key, "%s/trajectory", name);
@@ -160,7 +160,8 @@ DICE_TEST(sched_all_golden_cases_match_diffusers) {
     }
     st_close(&f);
     CHECK(cases >= 15);
-    CHECK_MSG(worst <= 1e-5, "worst step error %.3g", worst);
+    // every step is within 1e-5; what the float32 arithmetic actually reaches is tighter (seen: 6.4e-7)
+    CHECK_MSG(worst <= 2e-6, "worst step error %.3g", worst);
 }
 
 // Timesteps of every class and spacing for T 1000 and 37 and a range of step counts (steps_offset 1);
@@ -285,8 +286,9 @@ DICE_TEST(sched_add_noise_and_velocity_match_ddpm) {
         if (!abar) return;
         double abar_abs = rescaled ? 5e-7 : 0;  // see run_case
         for (int t = 0; t < s.T; t++)
-            CHECK_MSG(close_to(s.alphas_cumprod[t], abar[t], 0, abar_abs), "%s: alphas_cumprod[%d] %.9g, diffusers %.9g",
-                      name, t, (double)s.alphas_cumprod[t], (double)abar[t]);
+            CHECK_MSG(close_to(s.alphas_cumprod[t], abar[t], 0, abar_abs),
+                      "%s: alphas_cumprod[%d] %.9g, diffusers %.9g", name, t, (double)s.alphas_cumprod[t],
+                      (double)abar[t]);
         snprintf(key, sizeof key, "noising/%s/t", name);
         const StTensorInfo *ts = st_find(&f, key);
         CHECK(ts && ts->dtype == DT_I64 && ts->ndim == 1);

@@ -32,7 +32,7 @@ static int views_fn(Graph *g, Var *const *in, Var **out, void *user, DiceError *
     return op_mul(g, out, c, c, err);
 }
 
-DICE_TEST(shape_values) {
+DICE_TEST(shape_ops_values) {
     DiceCtx ctx;
     ctx_init_cpu(&ctx);
     Arena arena;
@@ -70,7 +70,7 @@ DICE_TEST(shape_values) {
     arena_free(&arena);
 }
 
-DICE_TEST(shape_gradcheck) {
+DICE_TEST(shape_ops_gradcheck) {
     Arena arena;
     CHECK_OK(arena_init(&arena, "inputs", DEV_CPU, 1 << 16, 0, &tc->err));
     uint64_t rng = tc->seed;
@@ -99,7 +99,7 @@ DICE_TEST(shape_gradcheck) {
 // relative, checked at 1e-6), in bf16 one rounding of the sum to 8 bits (2^-9, checked at 1e-2).
 static const DType cuda_types[2] = {DT_F32, DT_BF16};
 
-DICE_CUDA_TEST(shape_cuda_matches_cpu) {
+DICE_CUDA_TEST(shape_ops_cuda_matches_cpu) {
     Arena arena;
     CHECK_OK(arena_init(&arena, "inputs", DEV_CPU, 1 << 20, 0, &tc->err));
     uint64_t rng = tc->seed;
