@@ -10,6 +10,9 @@ Sections:
   composite tests/golden/composite.safetensors: group norm + SiLU, conv3x3, self- and cross-attention
         with linear projections, a forward pass and the gradients with respect to the image and the
         context, read by tests/test_composite.c.
+  sharpener tests/golden/sharpener/{sharpener,io}.safetensors: the DICE sharpener (authors' layout and
+        names) at d_e 48, hidden 64, 8 heads: c_phi for two alphas and the parameter gradients, read by
+        tests/test_sharpener.c.
   adamw tests/golden/adamw.safetensors: torch.optim.AdamW (single-tensor implementation) on two
         parameters for 6 steps with given gradients, read by tests/test_adamw.c.
 """
@@ -194,7 +197,59 @@ def make_composite():
     print(f"wrote {path} ({os.path.getsize(path)} bytes) with torch {torch.__version__}")
 
 
-SECTIONS = {"rng": make_rng, "adamw": make_adamw, "composite": make_composite}
+class Sharpener(torch.nn.Module):
+    """The authors' sharpener (PAPER.md), written out: fc1 shared by c and c_null, ReLU, 8-head
+    cross-attention (queries from c, keys/values from c_null) with to_out = [Linear, Dropout] as in
+    diffusers' Attention (hence the name attention.to_out.0), ReLU, fc2; c_phi = c + alpha r, token 0 kept."""
+
+    def __init__(self, d_e, hidden=512, heads=8):
+        super().__init__()
+        self.heads = heads
+        self.fc1 = torch.nn.Linear(d_e, hidden)
+        self.attention = torch.nn.Module()
+        self.attention.to_q = torch.nn.Linear(hidden, hidden, bias=False)
+        self.attention.to_k = torch.nn.Linear(hidden, hidden, bias=False)
+        self.attention.to_v = torch.nn.Linear(hidden, hidden, bias=False)
+        self.attention.to_out = torch.nn.ModuleList([torch.nn.Linear(hidden, hidden), torch.nn.Dropout(0.0)])
+        self.fc2 = torch.nn.Linear(hidden, d_e)
+
+    def forward(self, c, c_null, alpha):
+        h1, h2 = torch.relu(self.fc1(c)), torch.relu(self.fc1(c_null))
+        B, N, C = h1.shape
+        split = lambda t: t.view(B, t.shape[1], self.heads, C // self.heads).transpose(1, 2)
+        q, k, v = split(self.attention.to_q(h1)), split(self.attention.to_k(h2)), split(self.attention.to_v(h2))
+        a = torch.softmax(q @ k.transpose(-1, -2) / (C // self.heads) ** 0.5, dim=-1) @ v
+        a = a.transpose(1, 2).reshape(B, N, C)
+        r = self.fc2(torch.relu(self.attention.to_out[0](a)))
+        c_phi = c + alpha * r
+        return torch.cat([c[:, :1], c_phi[:, 1:]], dim=1)
+
+
+def make_sharpener():
+    """Parameter counts at the real sizes, and a small sharpener's forward and gradients."""
+    assert sum(p.numel() for p in Sharpener(768).parameters()) == 1_836_800
+    assert sum(p.numel() for p in Sharpener(2048).parameters()) == 3_148_800
+    torch.manual_seed(5)
+    model = Sharpener(48, hidden=64, heads=8)
+    gen = torch.Generator().manual_seed(6)
+    c, c_null, w = (torch.randn(2, 9, 48, generator=gen) for _ in range(3))
+    c_phi = model(c, c_null, 1.0)
+    (c_phi * w).sum().backward()
+    with torch.no_grad():
+        c_phi_half = model(c, c_null, 0.5)
+    folder = os.path.join(GOLDEN, "sharpener")
+    os.makedirs(folder, exist_ok=True)
+    params = {name: p.detach().clone() for name, p in model.named_parameters()}
+    meta = torch_metadata()
+    meta.update({"heads": "8", "base_model": "golden-test", "guidance_scale": "5", "alpha": "1"})
+    save_safetensors(os.path.join(folder, "sharpener.safetensors"), params, meta)
+    io = {"c": c, "c_null": c_null, "loss_weight": w, "c_phi": c_phi.detach(), "c_phi_alpha_0.5": c_phi_half}
+    io.update({"grad." + name: p.grad.clone() for name, p in model.named_parameters()})
+    save_safetensors(os.path.join(folder, "io.safetensors"), io, torch_metadata())
+    print(f"wrote {folder}/sharpener.safetensors and io.safetensors with torch {torch.__version__}")
+
+
+SECTIONS = {"rng": make_rng, "adamw": make_adamw, "composite": make_composite, "sharpener": make_sharpener}
 
 
 def main():

@@ -3,6 +3,7 @@
 // (tests/golden/composite.safetensors, scripts/make_golden.py --only composite): the output and the
 // gradients with respect to the image and the context, on the CPU in f32 and on CUDA in bf16.
 #include <math.h>
+#include <stdio.h>
 
 #include "models/weights.h"
 #include "nn/ops.h"
