@@ -175,13 +175,23 @@ static int checkpoint_backward(Graph *g, TapeNode *node, DiceError *err) {
     Graph sub;
     DICE_TRY(graph_init(&sub, g->ctx, g->scratch, err));
     Var *leaves[4], *out;
+    bool in_place[4] = {false};
     int rc = 0;
-    for (int i = 0; i < node->n_inputs && !rc; i++)
+    for (int i = 0; i < node->n_inputs && !rc; i++) {
         rc = graph_leaf(&sub, &leaves[i], &node->inputs[i]->value, node->inputs[i]->requires_grad, err);
+        // An input that already has a gradient receives the block's contributions in place, one by one in the
+        // order the un-checkpointed tape adds them (summing them in the leaf first and adding that sum would
+        // round differently); an input without one gets the leaf's gradient copied, as its first contribution
+        // would be.
+        if (!rc && node->inputs[i]->requires_grad && node->inputs[i]->grad.data) {
+            leaves[i]->grad = node->inputs[i]->grad;
+            in_place[i] = true;
+        }
+    }
     if (!rc) rc = s->fn(&sub, leaves, &out, s->user, err);
     if (!rc) rc = graph_backward_from(&sub, out, &node->output->grad, err);
     for (int i = 0; i < node->n_inputs && !rc; i++)
-        if (leaves[i]->grad.data) rc = graph_accumulate(g, node->inputs[i], &leaves[i]->grad, err);
+        if (!in_place[i] && leaves[i]->grad.data) rc = graph_accumulate(g, node->inputs[i], &leaves[i]->grad, err);
     graph_free(&sub);
     arena_release(g->scratch, mark);
     return rc;
