@@ -110,8 +110,8 @@ int weights_get(Weights *w, Tensor *out, const char *name, int ndim, const int64
     }
     w->used[f][idx] = true;
     const StTensorInfo *t = &w->files[f].tensors[idx];
-    bool same = t->ndim == ndim;
-    for (int i = 0; same && i < ndim; i++) same = t->shape[i] == shape[i];
+    bool same = t->ndim == ndim || (w->squeeze_trailing_ones && t->ndim > ndim);
+    for (int i = 0; same && i < t->ndim; i++) same = t->shape[i] == (i < ndim ? shape[i] : 1);
     if (!same) {
         char want[128], got[128], text[512];
         shape_text(want, sizeof want, ndim, shape);
@@ -154,7 +154,8 @@ int weights_finish(Weights *w, DiceError *err) {
     for (int f = 0; f < w->n_files; f++)
         for (int i = 0; i < w->files[f].n_tensors; i++) {
             const char *name = w->files[f].tensors[i].name;
-            if (!w->used[f][i] && !(ignore_len && !strncmp(name, w->ignore_prefix, ignore_len)))
+            if (!w->used[f][i] && !(ignore_len && !strncmp(name, w->ignore_prefix, ignore_len)) &&
+                !(w->ignore_fn && w->ignore_fn(name, w->ignore_user)))
                 problem_add(&unexpected, name);
         }
     int rc = 0;

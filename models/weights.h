@@ -30,6 +30,10 @@ extern "C" {
 // tensor (the request then counts as missing).
 typedef const char *(*WeightNameFn)(const char *canonical, char *buf, size_t bufsize, void *user);
 
+// True if an unused tensor of the files (its name in the file) is a known harmless extra that weights_finish
+// should not report as unexpected.
+typedef bool (*WeightIgnoreFn)(const char *file_name, void *user);
+
 typedef struct WeightProblems {
     char *text;     // "; "-separated names (heap), NULL if none
     size_t len, cap;
@@ -46,6 +50,10 @@ typedef struct Weights {
     WeightNameFn name_fn;     // NULL: names are used as they are
     void *name_user;
     const char *ignore_prefix;// unexpected tensors starting with this are not reported (e.g. "model_ema.")
+    WeightIgnoreFn ignore_fn; // NULL, or: unexpected tensors for which it returns true are not reported
+    void *ignore_user;
+    bool squeeze_trailing_ones;// accept a file shape equal to the expected one plus trailing size-1 dims
+                              // (original-layout checkpoints store some linears as (out, in, 1, 1) convs)
     WeightProblems missing, misshaped;
 } Weights;
 
@@ -54,7 +62,8 @@ int weights_open(Weights *w, const char *const *paths, int n_paths, DiceCtx *ctx
 void weights_set_names(Weights *w, WeightNameFn fn, void *user);
 // Loads `name` with the given shape into out (arena tensor, converted to w->dtype for float tensors).
 // perm (may be NULL) permutes the file's dims first: out dim i = file dim perm[i] (e.g. conv weights
-// OIHW -> OHWI with {0, 2, 3, 1}); `shape` is the expected shape in the file's order.
+// OIHW -> OHWI with {0, 2, 3, 1}); `shape` is the expected shape in the file's order (with
+// squeeze_trailing_ones, the file's tensor may have extra trailing dims of size 1, dropped before the permutation).
 // A missing or mis-shaped tensor is recorded (weights_finish reports it), *out gets a zero-filled tensor
 // of the expected shape so loading can go on, and 0 is returned; -1 only for errors that stop
 // loading (memory, device).

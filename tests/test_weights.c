@@ -97,6 +97,48 @@ DICE_TEST(weights_name_translation_and_all_used) {
     arena_free(&arena);
 }
 
+// squeeze_trailing_ones: a (3, 4, 1, 1) tensor is accepted where (3, 4) is asked for (and reshaped), only with
+// the flag, and only for trailing 1s; ignore_fn hides known extras from the unexpected list and nothing else.
+static bool ignore_buffers(const char *name, void *user) { return !strcmp(name, (const char *)user); }
+
+DICE_TEST(weights_trailing_ones_and_ignore_fn) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/conv1x1.safetensors", test_tmpdir(tc));
+    float v[12], one[1] = {1.0f};
+    for (int i = 0; i < 12; i++) v[i] = (float)i - 3.5f;
+    StWriteTensor t[5] = {{"q.weight", DT_F32, 4, {3, 4, 1, 1}, v}, {"k.weight", DT_F32, 3, {3, 4, 1}, v},
+                          {"v.weight", DT_F32, 3, {3, 4, 1}, v}, {"betas", DT_F32, 1, {1}, one},
+                          {"stray", DT_F32, 1, {1}, one}};
+    CHECK_OK(st_write(path, t, 5, NULL, NULL, 0, &tc->err));
+    DiceCtx ctx;
+    ctx_init_cpu(&ctx);
+    Arena arena;
+    CHECK_OK(arena_init(&arena, "weights", DEV_CPU, 1 << 16, 0, &tc->err));
+    Weights w;
+    const char *paths[1] = {path};
+    Tensor out;
+    int64_t s_qk[2] = {3, 4}, s_v[2] = {3, 2};
+    CHECK_OK(weights_open(&w, paths, 1, &ctx, &arena, DT_F32, &tc->err));
+    CHECK_OK(weights_get(&w, &out, "q.weight", 2, s_qk, NULL, &tc->err));
+    CHECK_FAILS_WITH(weights_finish(&w, &tc->err), "1 mis-shaped: q.weight (expected [3, 4], file has [3, 4, 1, 1])");
+    weights_close(&w);
+
+    CHECK_OK(weights_open(&w, paths, 1, &ctx, &arena, DT_F32, &tc->err));
+    w.squeeze_trailing_ones = true;
+    w.ignore_fn = ignore_buffers;
+    w.ignore_user = "betas";
+    CHECK_OK(weights_get(&w, &out, "q.weight", 2, s_qk, NULL, &tc->err));
+    CHECK(out.ndim == 2 && out.shape[0] == 3 && out.shape[1] == 4 && !memcmp(out.data, v, sizeof v));
+    int transpose[2] = {1, 0};
+    CHECK_OK(weights_get(&w, &out, "k.weight", 2, s_qk, transpose, &tc->err));  // squeezed, then permuted
+    CHECK(out.shape[0] == 4 && out.shape[1] == 3 && ((float *)out.data)[1] == v[4]);
+    CHECK_OK(weights_get(&w, &out, "v.weight", 2, s_v, NULL, &tc->err));  // (3, 4, 1) is not (3, 2) + 1s
+    CHECK_FAILS_WITH(weights_finish(&w, &tc->err), "1 mis-shaped: v.weight (expected [3, 2], file has [3, 4, 1])");
+    CHECK(strstr(tc->err.msg, "1 unexpected: stray") && !strstr(tc->err.msg, "betas"));
+    weights_close(&w);
+    arena_free(&arena);
+}
+
 // Straight to a CUDA arena in bf16: the same bits as converting on the CPU.
 DICE_CUDA_TEST(weights_load_to_cuda) {
     char path[512];
