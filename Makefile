@@ -102,6 +102,15 @@ DEP_LIBS := $(shell pkg-config --libs $(PC_LIBS) 2>/dev/null) $(OPENBLAS_LIBS) -
 CFLAGS += $(DEP_CFLAGS)
 CXXFLAGS += $(DEP_CFLAGS)
 
+# DICE_MPI: OpenMPI was found, so `mpirun -np N dice train` runs N data-parallel ranks (train/dist.c);
+# without it dice runs one rank and refuses more.
+ifneq ($(HAVE_MPI),)
+  MPI_CFLAGS := -DDICE_MPI $(shell pkg-config --cflags ompi-c 2>/dev/null)
+  CFLAGS += $(MPI_CFLAGS)
+  CXXFLAGS += $(MPI_CFLAGS)
+  DEP_LIBS += $(shell pkg-config --libs ompi-c 2>/dev/null)
+endif
+
 BUILD_CUDA := $(if $(and $(NVCC),$(filter 1,$(CUDA))),yes)
 ifeq ($(BUILD_CUDA),yes)
   ifeq ($(HAVE_CUBLASLT),)
@@ -109,7 +118,8 @@ ifeq ($(BUILD_CUDA),yes)
   endif
   # DICE_CUDNN: cuDNN was found, so the cuDNN convolution path (kernels/conv_cudnn.cu) is built.
   CUDNN_DEFS := $(if $(HAVE_CUDNN),-DDICE_CUDNN)
-  HOST_DEFS := -DDICE_CUDA $(CUDNN_DEFS) -I$(CUDA_HOME)/include
+  # DICE_NCCL: NCCL was found, so data-parallel CUDA runs all-reduce gradients with NCCL (train/dist.c).
+  HOST_DEFS := -DDICE_CUDA $(CUDNN_DEFS) $(if $(HAVE_NCCL),-DDICE_NCCL) -I$(CUDA_HOME)/include
   GENCODE := $(foreach a,$(CUDA_ARCH),-gencode arch=compute_$(a),code=sm_$(a))
   NVCCFLAGS := -std=c++17 -O3 -g -lineinfo $(GENCODE) -I. -DDICE_CUDA $(CUDNN_DEFS) -MMD -MP \
                -Xcompiler -Wall,-Wextra,-Wno-unused-parameter $(DEP_CFLAGS)

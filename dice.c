@@ -4,7 +4,8 @@
 
 #include "nn/commands.h"
 
-static const DiceCommand *const commands[] = {&cmd_inspect, &cmd_demo};
+static const DiceCommand *const commands[] = {&cmd_inspect, &cmd_demo, &cmd_prep, &cmd_inspect_embeddings, &cmd_train,
+                                                 &cmd_sample, &cmd_run};
 static const int n_commands = (int)(sizeof commands / sizeof commands[0]);
 
 static const DiceCommand *find_command(const char *name) {
@@ -17,8 +18,8 @@ static void print_overview(FILE *out) {
     fprintf(out,
             "dice: DICE (distilling classifier-free guidance into text embeddings) in C/CUDA\n\n"
             "usage: dice COMMAND [ARGS]\n\ncommands:\n");
-    for (int i = 0; i < n_commands; i++) fprintf(out, "  %-10s %s\n", commands[i]->name, commands[i]->summary);
-    fprintf(out, "  %-10s %s\n\n", "help", "this list, or `dice help COMMAND` for one command");
+    for (int i = 0; i < n_commands; i++) fprintf(out, "  %-18s %s\n", commands[i]->name, commands[i]->summary);
+    fprintf(out, "  %-18s %s\n\n", "help", "this list, or `dice help COMMAND` for one command");
 }
 
 int main(int argc, char **argv) {

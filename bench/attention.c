@@ -60,22 +60,10 @@ static double fwd_flops(const Shape *s) {
 }
 static double tflops(double flops, double ms) { return ms > 0 ? flops / (ms * 1e-3) / 1e12 : 0; }
 
-static bool selected(const char *name, int argc, char **argv) {
-    bool any = false;
-    for (int i = 1; i < argc; i++) {
-        if (argv[i][0] == '-') continue;
-        any = true;
-        if (strstr(name, argv[i])) return true;
-    }
-    return !any;
-}
-
+// Uniform in [-2, 2) and exact in bf16, so both sides see the same inputs.
 static void random_floats(float *f, size_t n, uint64_t *state) {
-    for (size_t i = 0; i < n; i++) {
-        *state = *state * 6364136223846793005ull + 1442695040888963407ull;
-        float u = (float)((*state >> 40) * (1.0 / 16777216.0)) * 4.0f - 2.0f;
-        f[i] = dice_bf16_to_f32(dice_f32_to_bf16(u));  // exact in bf16, so both sides see the same inputs
-    }
+    bench_fill_uniform(f, n, -2, 2, state);
+    bench_round_bf16(f, n);
 }
 
 static void fill_mask(uint8_t *m, const Shape *s, int B) {
@@ -143,20 +131,12 @@ typedef struct Dev {
     DiceError err;
 } Dev;
 
-static uint16_t *upload_bf16(const float *f, size_t n) {
-    uint16_t *bits = malloc(n * 2), *dev = NULL;
-    for (size_t i = 0; i < n; i++) bits[i] = dice_f32_to_bf16(f[i]);
-    if (cudaMalloc((void **)&dev, n * 2) == cudaSuccess) cudaMemcpy(dev, bits, n * 2, cudaMemcpyHostToDevice);
-    free(bits);
-    return dev;
-}
-
 static int dev_init(Dev *d, DiceCtx *ctx, const Host *h) {
     memset(d, 0, sizeof *d);
     d->ctx = ctx;
     d->a = &h->a;
-    d->q = upload_bf16(h->q, h->nq), d->k = upload_bf16(h->k, h->nk), d->v = upload_bf16(h->v, h->nk);
-    d->dout = upload_bf16(h->dout, h->nq);
+    d->q = bench_new_bf16(h->q, h->nq), d->k = bench_new_bf16(h->k, h->nk), d->v = bench_new_bf16(h->v, h->nk);
+    d->dout = bench_new_bf16(h->dout, h->nq);
     size_t mask_bytes = (size_t)h->a.batch * h->a.n_k;
     cudaMalloc((void **)&d->out, h->nq * 2), cudaMalloc((void **)&d->dq, h->nq * 2);
     cudaMalloc((void **)&d->dk, h->nk * 2), cudaMalloc((void **)&d->dv, h->nk * 2);
@@ -180,20 +160,6 @@ static int gpu_bwd(void *user) {
     Dev *d = user;
     return attention_backward_cuda(d->a, d->dq, d->dk, d->dv, d->dout, d->q, d->k, d->v, d->out, d->lse, d->mask,
                                    d->ws, d->ctx->stream, &d->err);
-}
-
-// got (device bf16, n) against want (host f32): relative norm error.
-static double rel_err(const uint16_t *got, const float *want, size_t n) {
-    uint16_t *bits = malloc(n * 2);
-    double num = 0, den = 0;
-    if (cudaMemcpy(bits, got, n * 2, cudaMemcpyDeviceToHost) != cudaSuccess) num = INFINITY;
-    for (size_t i = 0; i < n && num == num; i++) {
-        double e = (double)dice_bf16_to_f32(bits[i]) - want[i];
-        num += e * e;
-        den += (double)want[i] * want[i];
-    }
-    free(bits);
-    return sqrt(num / (den > 0 ? den : 1e-30));
 }
 
 // Forward and backward at batch 1 x 2 heads against the CPU twin, outputs poisoned first.
@@ -220,7 +186,7 @@ static bool validate(DiceCtx *ctx, const Shape *s) {
         static const char *names[4] = {"out", "dq", "dk", "dv"};
         ok = true;
         for (int i = 0; i < 4; i++) {
-            double e = rel_err(got[i], want[i], n[i]);
+            double e = bench_rel_err_bf16(got[i], want[i], n[i]);
             if (!(e <= 1e-2)) {
                 printf("  %s: relative error %.3g against the CPU > 1e-2; not timed\n", names[i], e);
                 ok = false;
@@ -295,7 +261,7 @@ int main(int argc, char **argv) {
     if (ctx.device == DEV_CPU) {
         printf("CPU twin (f32, score blocks + OpenBLAS); the flash-attention kernels need a GPU\n");
         for (size_t i = 0; i < sizeof cpu_shapes / sizeof cpu_shapes[0]; i++)
-            if (selected(cpu_shapes[i].name, argc, argv)) run_cpu(&ctx, &cpu_shapes[i]);
+            if (bench_selected(cpu_shapes[i].name, argc, argv)) run_cpu(&ctx, &cpu_shapes[i]);
         return 0;
     }
 #ifdef DICE_CUDA
@@ -306,7 +272,7 @@ int main(int argc, char **argv) {
     TorchTimes times[N_SHAPES];
     int n = 0;
     for (int i = 0; i < N_SHAPES; i++)
-        if (selected(shapes[i].name, argc, argv)) sel[n++] = &shapes[i];
+        if (bench_selected(shapes[i].name, argc, argv)) sel[n++] = &shapes[i];
     if (torch)
         run_torch(sel, n, times);
     else

@@ -105,33 +105,28 @@ static int run_job(void *user) {
 
 static double tflops(const ConvShape *s, double ms) { return ms > 0 ? conv_flops(s) / (ms * 1e-3) / 1e12 : 0; }
 
-static bool selected(const char *name, int argc, char **argv) {
-    bool any = false;
-    for (int i = 1; i < argc; i++) {
-        if (argv[i][0] == '-') continue;
-        any = true;
-        if (strstr(name, argv[i])) return true;
-    }
-    return !any;
+// Uniform in [-1, 1) and exact in bf16, so both sides see the same inputs.
+static void random_floats(float *f, size_t n, uint64_t *state) {
+    bench_fill_uniform(f, n, -1, 1, state);
+    bench_round_bf16(f, n);
 }
 
-static void random_floats(float *f, size_t n, uint64_t *state) {
-    for (size_t i = 0; i < n; i++) {
-        *state = *state * 6364136223846793005ull + 1442695040888963407ull;
-        float u = (float)((*state >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f;
-        f[i] = dice_bf16_to_f32(dice_f32_to_bf16(u));  // exact in bf16, so both sides see the same inputs
+// The ConvShape of a table row and the element counts of x, w and y; false (said on stdout) if it is invalid.
+static bool shape_of(const Shape *sh, ConvShape *s, size_t *nx, size_t *nw, size_t *ny) {
+    DiceError err;
+    if (conv_shape_init(s, sh->B, sh->H, sh->W, sh->Cin, sh->Cout, sh->k, sh->k, sh->stride, sh->pad, &err)) {
+        printf("%-44s %s\n", sh->name, err.msg);
+        return false;
     }
+    *nx = (size_t)s->B * s->H * s->W * s->Cin, *nw = (size_t)s->Cout * s->kh * s->kw * s->Cin;
+    *ny = (size_t)s->B * s->Ho * s->Wo * s->Cout;
+    return true;
 }
 
 static void run_cpu(const Shape *sh) {
     ConvShape s;
-    DiceError err;
-    if (conv_shape_init(&s, sh->B, sh->H, sh->W, sh->Cin, sh->Cout, sh->k, sh->k, sh->stride, sh->pad, &err)) {
-        printf("%-44s %s\n", sh->name, err.msg);
-        return;
-    }
-    size_t nx = (size_t)s.B * s.H * s.W * s.Cin, nw = (size_t)s.Cout * s.kh * s.kw * s.Cin;
-    size_t ny = (size_t)s.B * s.Ho * s.Wo * s.Cout;
+    size_t nx, nw, ny;
+    if (!shape_of(sh, &s, &nx, &nw, &ny)) return;
     Buffers d = {malloc(nx * 4), malloc(nw * 4), malloc(s.Cout * 4), malloc(ny * 4), malloc(ny * 4), malloc(nx * 4),
                  malloc(nw * 4), NULL};
     uint64_t st = 1;
@@ -150,29 +145,6 @@ static void run_cpu(const Shape *sh) {
 }
 
 #ifdef DICE_CUDA
-// got (device bf16, n) against want (host f32): relative norm error.
-static double rel_err(const void *got, const float *want, size_t n) {
-    uint16_t *bits = malloc(n * 2);
-    double num = 0, den = 0;
-    if (cudaMemcpy(bits, got, n * 2, cudaMemcpyDeviceToHost) != cudaSuccess) num = INFINITY;
-    for (size_t i = 0; i < n && num == num; i++) {
-        double e = (double)dice_bf16_to_f32(bits[i]) - want[i];
-        num += e * e;
-        den += (double)want[i] * want[i];
-    }
-    free(bits);
-    return sqrt(num / (den > 0 ? den : 1e-30));
-}
-
-static void *upload_bf16(const float *f, size_t n) {
-    uint16_t *bits = malloc(n * 2);
-    for (size_t i = 0; i < n; i++) bits[i] = dice_f32_to_bf16(f[i]);
-    void *dev = NULL;
-    if (cudaMalloc(&dev, n * 2) == cudaSuccess) cudaMemcpy(dev, bits, n * 2, cudaMemcpyHostToDevice);
-    free(bits);
-    return dev;
-}
-
 // Checks every pass of one path against the CPU results; prints and returns false on a mismatch.
 static bool validate(Job *j, float *const ref[PASSES], const size_t n[PASSES], const char *path) {
     void *outs[PASSES] = {j->d->y, j->d->dx, j->d->dw};
@@ -183,7 +155,7 @@ static bool validate(Job *j, float *const ref[PASSES], const size_t n[PASSES], c
             printf("  %s %s failed: %s\n", path, pass_names[p], j->err.msg);
             return false;
         }
-        double e = rel_err(outs[p], ref[p], n[p]);
+        double e = bench_rel_err_bf16(outs[p], ref[p], n[p]);
         if (!(e <= 1e-2)) {
             printf("  %s %s: relative error %.3g against the CPU > 1e-2; not timed\n", path, pass_names[p], e);
             return false;
@@ -194,13 +166,9 @@ static bool validate(Job *j, float *const ref[PASSES], const size_t n[PASSES], c
 
 static void run_gpu(DiceCtx *ctx, ConvCudnn *cudnn, const Shape *sh, bool all_tiles) {
     ConvShape s;
+    size_t nx, nw, ny;
+    if (!shape_of(sh, &s, &nx, &nw, &ny)) return;
     DiceError err;
-    if (conv_shape_init(&s, sh->B, sh->H, sh->W, sh->Cin, sh->Cout, sh->k, sh->k, sh->stride, sh->pad, &err)) {
-        printf("%-44s %s\n", sh->name, err.msg);
-        return;
-    }
-    size_t nx = (size_t)s.B * s.H * s.W * s.Cin, nw = (size_t)s.Cout * s.kh * s.kw * s.Cin;
-    size_t ny = (size_t)s.B * s.Ho * s.Wo * s.Cout;
     float *x = malloc(nx * 4), *w = malloc(nw * 4), *b = malloc(s.Cout * 4), *dy = malloc(ny * 4);
     float *ref[PASSES] = {malloc(ny * 4), malloc(nx * 4), malloc(nw * 4)};
     const size_t n[PASSES] = {ny, nx, nw};
@@ -212,8 +180,8 @@ static void run_gpu(DiceCtx *ctx, ConvCudnn *cudnn, const Shape *sh, bool all_ti
         printf("%-44s CPU reference failed: %s\n", sh->name, err.msg);
         return;
     }
-    Buffers d = {upload_bf16(x, nx), upload_bf16(w, nw), upload_bf16(b, s.Cout), NULL, upload_bf16(dy, ny),
-                 NULL, NULL, NULL};
+    Buffers d = {bench_new_bf16(x, nx), bench_new_bf16(w, nw), bench_new_bf16(b, s.Cout), NULL,
+                 bench_new_bf16(dy, ny), NULL, NULL, NULL};
     size_t ws = 0;
     for (ConvTile t = CONV_TILE_AUTO; t <= CONV_TILE_64x64; t++) {
         size_t need = conv2d_backward_weight_workspace(&s, t);
@@ -251,7 +219,7 @@ int main(int argc, char **argv) {
     if (ctx.device == DEV_CPU) {
         printf("CPU twin (im2col + OpenBLAS, f32); the custom kernels and cuDNN need a GPU\n");
         for (size_t i = 0; i < sizeof cpu_shapes / sizeof cpu_shapes[0]; i++)
-            if (selected(cpu_shapes[i].name, argc, argv)) run_cpu(&cpu_shapes[i]);
+            if (bench_selected(cpu_shapes[i].name, argc, argv)) run_cpu(&cpu_shapes[i]);
         return 0;
     }
 #ifdef DICE_CUDA
@@ -263,7 +231,7 @@ int main(int argc, char **argv) {
     printf("this build has no cuDNN: the baseline column stays empty\n");
 #endif
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
-        if (selected(shapes[i].name, argc, argv)) run_gpu(&ctx, cudnn, &shapes[i], all_tiles);
+        if (bench_selected(shapes[i].name, argc, argv)) run_gpu(&ctx, cudnn, &shapes[i], all_tiles);
 #ifdef DICE_CUDNN
     conv_cudnn_destroy(cudnn);
 #endif

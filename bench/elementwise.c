@@ -69,13 +69,6 @@ static const Shape cpu_shapes[] = {
     {"cpu upsample (1,16,16,320)", K_UPSAMPLE, 1, 16, 16, 320},
 };
 
-static bool selected(const char *name, int argc, char **argv) {
-    if (argc < 2) return true;
-    for (int i = 1; i < argc; i++)
-        if (strstr(name, argv[i])) return true;
-    return false;
-}
-
 // Elements of the (up to 3) inputs and the output, and the effective elements moved (read + written once).
 static void sizes(const Shape *s, int64_t in[3], int64_t *out, int64_t *moved) {
     int64_t a = s->d0, b = s->d1, c = s->d2, d = s->d3;
@@ -133,23 +126,6 @@ static int run_op(const Shape *s, bool cuda, DType dt, void *out, void *const in
     return DICE_FAIL(err, "unknown kind");
 }
 
-static void fill_uniform(float *p, int64_t n, uint64_t *state) {
-    for (int64_t i = 0; i < n; i++) {
-        *state = *state * 6364136223846793005ull + 1442695040888963407ull;
-        p[i] = -2.0f + 4.0f * (float)((*state >> 40) * (1.0 / 16777216.0));
-    }
-}
-
-static double rel_err(const float *got, const float *want, int64_t n) {
-    double num = 0, den = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double e = (double)got[i] - want[i];
-        num += e * e;
-        den += (double)want[i] * want[i];
-    }
-    return sqrt(num / (den > 0 ? den : 1e-300));
-}
-
 // ---------------------------------------------------------------- CPU path
 typedef struct CpuJob {
     const Shape *s;
@@ -181,7 +157,7 @@ static int bench_cpu(DiceCtx *ctx, const Shape *s) {
         return -1;
     }
     uint64_t rng = 42;
-    fill_uniform(f, total, &rng);
+    bench_fill_uniform(f, (size_t)total, -2, 2, &rng);
     for (int64_t i = 0; i < total; i++) g[i] = f[i];
     CpuJob j = {.s = s, .in = {f, f + in[0], f + in[0] + in[1]}, .out = f + in[0] + in[1] + in[2]};
     void *gin[3] = {g, g + in[0], g + in[0] + in[1]};
@@ -192,7 +168,8 @@ static int bench_cpu(DiceCtx *ctx, const Shape *s) {
         fprintf(stderr, "%s: %s\n", s->name, err.msg[0] ? err.msg : j.err.msg);
     } else {
         for (int64_t i = 0; i < out; i++) back[i] = (float)gout[i];
-        printf("%-46s check f32 vs f64 twin (both compute in double): %.2g\n", s->name, rel_err(j.out, back, out));
+        printf("%-46s check f32 vs f64 twin (both compute in double): %.2g\n", s->name,
+               bench_rel_err(j.out, back, (size_t)out));
         double bytes = (double)moved * sizeof(float);
         double ms = bench_median_ms(ctx, run_cpu, &j, 1, 5);
         j.copy = true;
@@ -244,55 +221,37 @@ static Shape check_shape(const Shape *s) {
     return c;
 }
 
-// Uploads the f32 values rounded to bf16 (and keeps the rounded values in f32 for the CPU reference).
-static int upload_bf16(void *dst, float *vals, int64_t n, DiceError *err) {
-    uint16_t *h = malloc((size_t)(n ? n : 1) * sizeof *h);
-    DICE_CHECK(err, h, "out of host memory");
-    for (int64_t i = 0; i < n; i++) {
-        h[i] = dice_f32_to_bf16(vals[i]);
-        vals[i] = dice_bf16_to_f32(h[i]);
-    }
-    cudaError_t e = cudaMemcpy(dst, h, (size_t)n * sizeof *h, cudaMemcpyHostToDevice);
-    free(h);
-    DICE_CHECK(err, e == cudaSuccess, "upload: %s", cudaGetErrorString(e));
-    return 0;
-}
-
 // The kernel at the cut-down shape against the CPU twin; 0 if the relative error is <= 1e-2.
 static int check_gpu(const Shape *full, unsigned char *dev, cudaStream_t stream, DiceError *err) {
     Shape s = check_shape(full);
     int64_t in[3], out, moved;
     sizes(&s, in, &out, &moved);
     int64_t total = in[0] + in[1] + in[2] + out;
-    float *h = malloc((size_t)(total + out) * sizeof *h);
-    uint16_t *hb = malloc((size_t)out * sizeof *hb);
-    DICE_CHECK(err, h && hb, "out of host memory");
+    float *h = malloc((size_t)total * sizeof *h);
+    DICE_CHECK(err, h, "out of host memory");
     uint64_t rng = 7;
-    fill_uniform(h, in[0] + in[1] + in[2], &rng);
+    bench_fill_uniform(h, (size_t)(in[0] + in[1] + in[2]), -2, 2, &rng);
     size_t off = 0;
     void *din[3], *dout;
-    float *hin[3] = {h, h + in[0], h + in[0] + in[1]}, *want = h + in[0] + in[1] + in[2], *got = want + out;
+    float *hin[3] = {h, h + in[0], h + in[0] + in[1]}, *want = h + in[0] + in[1] + in[2];
     int rc = 0;
     for (int k = 0; k < 3 && !rc; k++) {
         din[k] = dev + off;
         off += ((size_t)in[k] * 2 + 255) / 256 * 256;
-        rc = upload_bf16(din[k], hin[k], in[k], err);
+        bench_round_bf16(hin[k], (size_t)in[k]);  // the CPU reference sees what the device holds
+        rc = bench_upload_bf16(din[k], hin[k], (size_t)in[k], err);
     }
     dout = dev + off;
     if (!rc && cudaMemset(dout, 0xff, (size_t)out * 2) != cudaSuccess) rc = DICE_FAIL(err, "cudaMemset failed");
     if (!rc) rc = run_op(&s, true, DT_BF16, dout, din, stream, err);
     if (!rc) rc = run_op(&s, false, DT_F32, want, (void *const *)hin, NULL, err);
-    if (!rc && cudaMemcpy(hb, dout, (size_t)out * 2, cudaMemcpyDeviceToHost) != cudaSuccess)
-        rc = DICE_FAIL(err, "download failed");
     if (!rc) {
-        for (int64_t i = 0; i < out; i++) got[i] = dice_bf16_to_f32(hb[i]);
-        double e = rel_err(got, want, out);
+        double e = bench_rel_err_bf16(dout, want, (size_t)out);
         printf("%-46s check vs CPU at d0=%lld d1=%lld: %.2g %s\n", full->name, (long long)s.d0, (long long)s.d1, e,
                e <= 1e-2 ? "ok" : "FAILED");
         if (!(e <= 1e-2)) rc = DICE_FAIL(err, "%s: CUDA differs from the CPU twin", full->name);
     }
     free(h);
-    free(hb);
     return rc;
 }
 
@@ -306,8 +265,7 @@ static int bench_gpu(DiceCtx *ctx, const Shape *s) {
         off += ((size_t)(k < 3 ? in[k] : out) * 2 + 255) / 256 * 256;
     }
     j.set_bytes = off;
-    j.nrot = (int)((256u << 20) / j.set_bytes + 1);
-    if (j.nrot > 256) j.nrot = 256;
+    j.nrot = bench_rotations(j.set_bytes);
     DiceError *err = &j.err;
     int rc = -1;
     cudaError_t e = cudaMalloc((void **)&j.sets, j.set_bytes * j.nrot);
@@ -343,14 +301,14 @@ int main(int argc, char **argv) {
     if (ctx.device == DEV_CPU) {
         printf("CPU twins, f32; effective bytes (f32 here); baseline memcpy of the same bytes\n");
         for (size_t i = 0; i < sizeof cpu_shapes / sizeof cpu_shapes[0]; i++)
-            if (selected(cpu_shapes[i].name, argc, argv) && bench_cpu(&ctx, &cpu_shapes[i])) rc = 1;
+            if (bench_selected(cpu_shapes[i].name, argc, argv) && bench_cpu(&ctx, &cpu_shapes[i])) rc = 1;
         return rc;
     }
 #ifdef DICE_CUDA
     printf("bf16; per launch; effective bytes = each input read and each output written once; baseline: D2D copy of "
            "the same bytes\n");
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
-        if (selected(shapes[i].name, argc, argv) && bench_gpu(&ctx, &shapes[i])) rc = 1;
+        if (bench_selected(shapes[i].name, argc, argv) && bench_gpu(&ctx, &shapes[i])) rc = 1;
     ctx_free(&ctx);
 #endif
     return rc;

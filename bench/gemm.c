@@ -64,13 +64,6 @@ static int run_job(void *user) {
     return rc;
 }
 
-static bool selected(const char *name, int argc, char **argv) {
-    if (argc < 2) return true;
-    for (int i = 1; i < argc; i++)
-        if (strstr(name, argv[i])) return true;
-    return false;
-}
-
 // Random host values in [-1, 1) rounded through `dtype`: f32 copy for the reference, `dtype` copy to upload.
 static int random_operand(DiceCtx *cpu, Arena *host, int64_t n, DType dtype, uint64_t *state, Tensor *ref,
                           Tensor *stored, DiceError *err) {
@@ -97,13 +90,7 @@ static int check_rows(DiceCtx *gpu, Arena *host, const Shape *s, const Tensor *a
     GemmArgs r = gemm_args_contiguous(1, rows, s->N, s->K, false, s->trans_b, a_ref->data, b_ref->data, want.data, NULL,
                                       DT_F32, DT_F32, GEMM_ACT_NONE);
     DICE_TRY(gemm_cpu(&r, err));
-    const float *g = c_back.data, *w = want.data;
-    double num = 0, den = 0;
-    for (int64_t i = 0; i < n; i++) {
-        num += ((double)g[i] - w[i]) * ((double)g[i] - w[i]);
-        den += (double)w[i] * w[i];
-    }
-    *rel = sqrt(num / (den > 0 ? den : 1e-300));
+    *rel = bench_rel_err(c_back.data, want.data, (size_t)n);
     return 0;
 }
 
@@ -121,7 +108,7 @@ static int bench_gpu(DiceCtx *gpu, int argc, char **argv, DiceError *err) {
     uint64_t state = 42;
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
         const Shape *s = &shapes[i];
-        if (!selected(s->name, argc, argv)) continue;
+        if (!bench_selected(s->name, argc, argv)) continue;
         arena_reset(&host);
         arena_reset(&dev);
         Tensor a_ref, b_ref, a_st, b_st, a, b, c;
@@ -167,7 +154,7 @@ static int bench_cpu(DiceCtx *cpu, int argc, char **argv, DiceError *err) {
     uint64_t state = 42;
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
         Shape s = shapes[i];
-        if (!selected(s.name, argc, argv)) continue;
+        if (!bench_selected(s.name, argc, argv)) continue;
         s.M = s.M < 256 ? s.M : 256;
         arena_reset(&host);
         Tensor a, b, a_st, b_st, c;

@@ -46,29 +46,6 @@ static const Shape cpu_shapes[] = {
 enum { WARMUP = 3, ITERS = 15, REPS = 20 };
 static const double EPS = 1e-5;
 
-static double rel_err(const float *got, const float *want, size_t n) {
-    double d = 0, w = 0;
-    for (size_t i = 0; i < n; i++) {
-        d += ((double)got[i] - want[i]) * ((double)got[i] - want[i]);
-        w += (double)want[i] * want[i];
-    }
-    return d != d ? INFINITY : sqrt(d) / (w > 0 ? sqrt(w) : 1e-300);
-}
-
-static bool selected(const char *name, int argc, char **argv) {
-    if (argc <= 1) return true;
-    for (int i = 1; i < argc; i++)
-        if (strstr(name, argv[i])) return true;
-    return false;
-}
-
-static void fill_uniform(float *p, size_t n, float lo, float hi, uint64_t *state) {
-    for (size_t i = 0; i < n; i++) {
-        *state = *state * 6364136223846793005ull + 1442695040888963407ull;
-        p[i] = lo + (hi - lo) * (float)((*state >> 40) * (1.0 / 16777216.0));
-    }
-}
-
 // ---------------------------------------------------------------- CPU path
 typedef struct CpuJob {
     const Shape *s;
@@ -109,10 +86,10 @@ static int bench_cpu(DiceCtx *ctx, const Shape *s) {
     j.mean = j.beta + s->C;
     j.rstd = j.mean + (size_t)s->B * s->G;
     uint64_t rng = 42;
-    fill_uniform(j.x, n, -2, 3, &rng);
-    fill_uniform(j.dy, n, -1, 1, &rng);
-    fill_uniform(j.gamma, (size_t)s->C, 0.5f, 1.5f, &rng);
-    fill_uniform(j.beta, (size_t)s->C, -0.5f, 0.5f, &rng);
+    bench_fill_uniform(j.x, n, -2, 3, &rng);
+    bench_fill_uniform(j.dy, n, -1, 1, &rng);
+    bench_fill_uniform(j.gamma, (size_t)s->C, 0.5f, 1.5f, &rng);
+    bench_fill_uniform(j.beta, (size_t)s->C, -0.5f, 0.5f, &rng);
     // Check: the f32 twin against the f64 twin.
     double *dxx = d, *dyy = d + n, *ddy = d + 2 * n, *ddx = d + 3 * n, *dg = d + 4 * n, *db = dg + s->C;
     double *dm = db + s->C, *dr = dm + (size_t)s->B * s->G;
@@ -133,9 +110,9 @@ static int bench_cpu(DiceCtx *ctx, const Shape *s) {
     }
     float *ref = buf + 4 * n;  // scratch (also the memcpy destination later)
     for (size_t i = 0; i < n; i++) ref[i] = (float)dyy[i];
-    double ey = rel_err(j.y, ref, n);
+    double ey = bench_rel_err(j.y, ref, n);
     for (size_t i = 0; i < n; i++) ref[i] = (float)ddx[i];
-    double ed = rel_err(j.dx, ref, n);
+    double ed = bench_rel_err(j.dx, ref, n);
     printf("%-42s check f32 vs f64: y %.2g, dx %.2g\n", s->name, ey, ed);
     const char *names[2] = {"fwd+silu", "bwd"};
     for (int pass = 0; pass < 2; pass++) {
@@ -199,8 +176,7 @@ static int bench_gpu(DiceCtx *ctx, const Shape *s) {
     int64_t S = (int64_t)s->H * s->W;
     GpuJob j = {.s = s, .nbytes = nbytes, .stream = (cudaStream_t)ctx->stream};
     size_t set_bytes = 4 * nbytes;
-    j.nrot = (int)((256u << 20) / set_bytes + 1);
-    if (j.nrot > 256) j.nrot = 256;
+    j.nrot = bench_rotations(set_bytes);
     size_t ws_bytes = group_norm_cuda_workspace_bytes(s->B, S, s->C, s->G, DT_BF16);
     float *h = malloc((5 * n + 2 * (size_t)s->C + 2 * (size_t)s->B * s->G) * sizeof(float));
     uint16_t *hb = malloc(2 * n * sizeof(uint16_t) + 2 * (size_t)s->C * sizeof(uint16_t));
@@ -213,10 +189,10 @@ static int bench_gpu(DiceCtx *ctx, const Shape *s) {
     float *x = h, *dy = h + n, *y_ref = h + 2 * n, *dx_ref = h + 3 * n, *back = h + 4 * n;
     float *gamma = h + 5 * n, *beta = gamma + s->C, *mean = beta + s->C, *rstd = mean + (size_t)s->B * s->G;
     uint64_t rng = 42;
-    fill_uniform(x, n, -2, 3, &rng);
-    fill_uniform(dy, n, -1, 1, &rng);
-    fill_uniform(gamma, (size_t)s->C, 0.5f, 1.5f, &rng);
-    fill_uniform(beta, (size_t)s->C, -0.5f, 0.5f, &rng);
+    bench_fill_uniform(x, n, -2, 3, &rng);
+    bench_fill_uniform(dy, n, -1, 1, &rng);
+    bench_fill_uniform(gamma, (size_t)s->C, 0.5f, 1.5f, &rng);
+    bench_fill_uniform(beta, (size_t)s->C, -0.5f, 0.5f, &rng);
     // Round every input to bf16 (what the device holds), keep the f32 values for the CPU reference.
     uint16_t *xb = hb, *dyb = hb + n, *gb = hb + 2 * n, *bb = gb + s->C;
     for (size_t i = 0; i < n; i++) {
@@ -261,14 +237,13 @@ static int bench_gpu(DiceCtx *ctx, const Shape *s) {
     if (run_gpu(&j)) goto done;
     j.pass = 1;
     if (run_gpu(&j)) goto done;
-    j.nrot = (int)((256u << 20) / set_bytes + 1);
-    if (j.nrot > 256) j.nrot = 256;
+    j.nrot = bench_rotations(set_bytes);
     GPU_TRY(cudaStreamSynchronize(j.stream));
     double errs[2];
     for (int k = 0; k < 2; k++) {
         GPU_TRY(cudaMemcpy(xb, j.sets + (2 + k) * nbytes, nbytes, cudaMemcpyDeviceToHost));  // xb: scratch now
         for (size_t i = 0; i < n; i++) back[i] = dice_bf16_to_f32(xb[i]);
-        errs[k] = rel_err(back, k ? dx_ref : y_ref, n);
+        errs[k] = bench_rel_err(back, k ? dx_ref : y_ref, n);
     }
     bool ok = errs[0] <= 5e-3 && errs[1] <= 5e-3;
     printf("%-42s check vs CPU: y %.2g, dx %.2g %s; %d input copies, %.0f MB\n", s->name, errs[0], errs[1],
@@ -309,14 +284,14 @@ int main(int argc, char **argv) {
     if (ctx.device == DEV_CPU) {
         printf("CPU twin, f32, SiLU fused; effective bytes as on the GPU (f32 here); baseline memcpy\n");
         for (size_t i = 0; i < sizeof cpu_shapes / sizeof cpu_shapes[0]; i++)
-            if (selected(cpu_shapes[i].name, argc, argv) && bench_cpu(&ctx, &cpu_shapes[i])) rc = 1;
+            if (bench_selected(cpu_shapes[i].name, argc, argv) && bench_cpu(&ctx, &cpu_shapes[i])) rc = 1;
         return rc;
     }
 #ifdef DICE_CUDA
     printf("bf16 NHWC, 32 groups, SiLU fused; per launch of the 3 kernels; baseline: D2D copy of the same bytes "
            "(cuDNN has no NHWC group norm)\n");
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
-        if (selected(shapes[i].name, argc, argv) && bench_gpu(&ctx, &shapes[i])) rc = 1;
+        if (bench_selected(shapes[i].name, argc, argv) && bench_gpu(&ctx, &shapes[i])) rc = 1;
     ctx_free(&ctx);
 #endif
     return rc;

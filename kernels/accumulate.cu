@@ -14,15 +14,14 @@ __device__ __forceinline__ void accumulate_elem<uint16_t>(uint16_t *d, const uin
 
 template <typename T>
 __global__ void accumulate_kernel(T *dst, const T *src, int64_t n) {
-    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+    DICE_GRID_STRIDE(i, n)
         accumulate_elem(dst, src, i);
 }
 
 extern "C" int accumulate_cuda(void *dst, const void *src, int64_t n, DType dtype, void *stream, DiceError *err) {
     if (n == 0) return 0;
     const int block = 256;
-    int64_t blocks = (n + block - 1) / block;
-    int grid = (int)(blocks < 65536 ? blocks : 65536);
+    int grid = dice_grid_1d(n, block);
     cudaStream_t s = (cudaStream_t)stream;
     switch (dtype) {
     case DT_F64: DICE_LAUNCH((accumulate_kernel<double>), grid, block, 0, s, (double *)dst, (const double *)src, n); break;

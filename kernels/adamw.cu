@@ -5,7 +5,7 @@
 #include "nn/cuda_api.h"
 
 __global__ void adamw_update_kernel(float *p, float *m, float *v, const float *g, int64_t n, AdamWScalars s) {
-    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+    DICE_GRID_STRIDE(i, n)
         adamw_update_elem(&p[i], &m[i], &v[i], g[i], &s);
 }
 
@@ -13,8 +13,7 @@ extern "C" int adamw_update_cuda(float *p, float *m, float *v, const float *g, i
                                  void *stream, DiceError *err) {
     if (n == 0) return 0;
     const int block = 256;
-    int64_t blocks = (n + block - 1) / block;
-    int grid = (int)(blocks < 65536 ? blocks : 65536);
+    int grid = dice_grid_1d(n, block);
     DICE_LAUNCH(adamw_update_kernel, grid, block, 0, (cudaStream_t)stream, p, m, v, g, n, *s);
     CUDA_TRY(err, cudaGetLastError());
     return 0;

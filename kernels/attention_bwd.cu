@@ -57,7 +57,7 @@ __global__ void attention_bwd_rowdot_kernel(AttentionShape s, float *dl, const u
 
 // dq = bf16(scale * acc), elementwise over (B, Nq, H*D).
 __global__ void attention_bwd_dq_kernel(uint16_t *dq, const float *acc, int64_t n, float scale) {
-    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+    DICE_GRID_STRIDE(i, n)
         dq[i] = dice_f32_to_bf16(acc[i] * scale);
 }
 
@@ -114,7 +114,7 @@ __global__ void __launch_bounds__(128) attention_bwd_kernel(AttentionShape s, ui
     const int q_begin = s.causal ? k0 / BLOCK_M * BLOCK_M : 0;
     const int n_steps = q_begin < s.n_q ? (s.n_q - q_begin + BLOCK_M - 1) / BLOCK_M : 0;
     if (n_steps > 0) attn_bwd_load_queries<D_TILE>(s, b, h, q_begin, sQ, sdO, s_lse, s_dl, q, dout, lse, dl);
-    attn_cp_async_commit();
+    dice_cp_async_commit();
 
     float acc_dv[DO_DV ? D_TILES : 1][4], acc_dk[DO_DKDQ ? D_TILES : 1][4];  // rows g, g + 8 of the warp's keys
 #pragma unroll
@@ -131,10 +131,10 @@ __global__ void __launch_bounds__(128) attention_bwd_kernel(AttentionShape s, ui
             attn_bwd_load_queries<D_TILE>(s, b, h, i0 + BLOCK_M, sQ + nb * BLOCK_M * STRIDE,
                                           sdO + nb * BLOCK_M * STRIDE, s_lse + nb * BLOCK_M, s_dl + nb * BLOCK_M, q,
                                           dout, lse, dl);
-            attn_cp_async_commit();
-            attn_cp_async_wait<1>();
+            dice_cp_async_commit();
+            dice_cp_async_wait<1>();
         } else {
-            attn_cp_async_wait<0>();
+            dice_cp_async_wait<0>();
         }
         __syncthreads();
         const uint16_t *sQi = sQ + buf * BLOCK_M * STRIDE, *sdOi = sdO + buf * BLOCK_M * STRIDE;
@@ -142,20 +142,7 @@ __global__ void __launch_bounds__(128) attention_bwd_kernel(AttentionShape s, ui
 
         // S^T (16 keys, BLOCK_M queries) = K Q^T, then P^T = exp2(S^T scale log2 e - lse log2 e), 0 if invisible.
         float p[Q_TILES][4];
-#pragma unroll
-        for (int nt = 0; nt < Q_TILES; nt++) attn_zero(p[nt]);
-#pragma unroll
-        for (int ks = 0; ks < D_TILE / 16; ks++) {
-            uint32_t a[4];
-            attn_ldm_a<STRIDE>(a, sK, key_row0, ks * 16, lane);
-#pragma unroll
-            for (int np = 0; np < Q_TILES / 2; np++) {
-                uint32_t bf[4];
-                attn_ldm_b_nk<STRIDE>(bf, sQi, np * 16, ks * 16, lane);
-                dice_mma_m16n8k16_bf16(p[2 * np], a, bf, p[2 * np]);
-                dice_mma_m16n8k16_bf16(p[2 * np + 1], a, bf + 2, p[2 * np + 1]);
-            }
-        }
+        attn_mma_abt<STRIDE, D_TILE>(p, sK, key_row0, sQi, lane);
 #pragma unroll
         for (int nt = 0; nt < Q_TILES; nt++)
 #pragma unroll
@@ -184,20 +171,7 @@ __global__ void __launch_bounds__(128) attention_bwd_kernel(AttentionShape s, ui
         if constexpr (DO_DKDQ) {
             // dP^T (16 keys, BLOCK_M) = V dO^T; dS^T = P^T * (dP^T - Dl), kept in p.
             float dp_acc[Q_TILES][4];
-#pragma unroll
-            for (int nt = 0; nt < Q_TILES; nt++) attn_zero(dp_acc[nt]);
-#pragma unroll
-            for (int ks = 0; ks < D_TILE / 16; ks++) {
-                uint32_t a[4];
-                attn_ldm_a<STRIDE>(a, sV, key_row0, ks * 16, lane);
-#pragma unroll
-                for (int np = 0; np < Q_TILES / 2; np++) {
-                    uint32_t bf[4];
-                    attn_ldm_b_nk<STRIDE>(bf, sdOi, np * 16, ks * 16, lane);
-                    dice_mma_m16n8k16_bf16(dp_acc[2 * np], a, bf, dp_acc[2 * np]);
-                    dice_mma_m16n8k16_bf16(dp_acc[2 * np + 1], a, bf + 2, dp_acc[2 * np + 1]);
-                }
-            }
+            attn_mma_abt<STRIDE, D_TILE>(dp_acc, sV, key_row0, sdOi, lane);
 #pragma unroll
             for (int nt = 0; nt < Q_TILES; nt++) {
 #pragma unroll
@@ -254,7 +228,7 @@ __global__ void __launch_bounds__(128) attention_bwd_kernel(AttentionShape s, ui
         }
         __syncthreads();  // buffers of this step (and dS^T) are free for step + 2
     }
-    attn_cp_async_wait<0>();  // with no step (causal, keys past every query) the K, V copies are still pending
+    dice_cp_async_wait<0>();  // with no step (causal, keys past every query) the K, V copies are still pending
 
     // Epilogue: rows g and g + 8 of the warp's keys, bf16, dK scaled.
 #pragma unroll
@@ -347,9 +321,7 @@ extern "C" int attention_backward_cuda(const AttentionShape *s, uint16_t *dq, ui
     }
     if (dq && n_dq > 0) {
         const int block = 256;
-        const int64_t blocks = (n_dq + block - 1) / block;
-        DICE_LAUNCH(attention_bwd_dq_kernel, (unsigned)(blocks < 65536 ? blocks : 65536), block, 0, st, dq, dq_acc,
-                    n_dq, s->scale);
+        DICE_LAUNCH(attention_bwd_dq_kernel, dice_grid_1d(n_dq, block), block, 0, st, dq, dq_acc, n_dq, s->scale);
         CUDA_TRY(err, cudaGetLastError());
     }
     return 0;

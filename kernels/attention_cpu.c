@@ -9,7 +9,10 @@
 
 #include "attention.h"
 
-enum { ATTN_CPU_ROWS = 128 };  // query rows per score block
+enum {
+    ATTN_CPU_ROWS = 128,       // query rows per score block
+    ATTN_CPU_PARALLEL = 16384  // score elements of a block above which its softmax loops run in parallel
+};
 
 #define REAL float
 #define FN(name) name##_f32

@@ -54,7 +54,7 @@ __global__ void __launch_bounds__(128) attention_fwd_kernel(AttentionShape s, ui
                                                   s.q_stride[1], s.n_q - q0, D);
     attn_load_tile<BLOCK_N, D_TILE, Cfg::THREADS>(sK, kg, s.k_stride[1], s.n_k, D);
     attn_load_tile<BLOCK_N, D_TILE, Cfg::THREADS>(sV, vg, s.v_stride[1], s.n_k, D);
-    attn_cp_async_commit();
+    dice_cp_async_commit();
 
     float o[M_TILES][D_TILES][4];                       // O accumulators: rows g, g + 8 of each 16-row tile
     float row_max[M_TILES][2], row_sum[M_TILES][2];     // running max (log2 units) and partial row sums
@@ -74,10 +74,10 @@ __global__ void __launch_bounds__(128) attention_fwd_kernel(AttentionShape s, ui
                                                           s.k_stride[1], s.n_k - k1, D);
             attn_load_tile<BLOCK_N, D_TILE, Cfg::THREADS>(sV + nb * BLOCK_N * STRIDE, vg + k1 * s.v_stride[1],
                                                           s.v_stride[1], s.n_k - k1, D);
-            attn_cp_async_commit();
-            attn_cp_async_wait<1>();
+            dice_cp_async_commit();
+            dice_cp_async_wait<1>();
         } else {
-            attn_cp_async_wait<0>();
+            dice_cp_async_wait<0>();
         }
         __syncthreads();
         const uint16_t *sKj = sK + (j & 1) * BLOCK_N * STRIDE, *sVj = sV + (j & 1) * BLOCK_N * STRIDE;

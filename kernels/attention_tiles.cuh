@@ -1,6 +1,6 @@
 // kernels/attention_tiles.cuh — what the flash-attention kernels (attention_fwd.cu, attention_bwd.cu)
-// share: asynchronous global -> shared copies, the tile loader, the ldmatrix addressing of the mma
-// fragments, and the dispatch over the padded head dim.
+// share: the tile loader (cp.async, kernels/cuda_common.cuh), the ldmatrix addressing of the mma fragments,
+// and the dispatch over the padded head dim.
 //
 // Head dims. A kernel is instantiated per D_TILE = D rounded up to a multiple of 16 (16, 32, ..., 256).
 // Shared-memory tiles hold D_TILE columns, of which [D, D_TILE) are zero-filled: the products that sum
@@ -16,34 +16,11 @@
 //   attn_ldm_b_kn:   two n-tiles of B with B[k][n] = T[k][n] (T rows = the k index; V in P V) (.trans)
 //   attn_ldm_a_t:    A with A[m][k] = T[k][m] (A^T stored row-major; dS^T in dS K)   (.x4.trans)
 // and attn_pack_a turns the fp32 accumulators of two adjacent 16x8 n-tiles (a 16 x 16 block of C) into
-// the bf16 A fragment of the next product (P in P V, without going through shared memory).
+// the bf16 A fragment of the next product (P in P V, without going through shared memory). attn_mma_abt is
+// one warp's 16-row product A B^T of two such tiles over the head dim (K Q^T, V dO^T in the backward).
 #pragma once
 #include "kernels/cuda_common.cuh"
 #include "kernels/attention.h"
-
-// 16-byte global -> shared copy that completes asynchronously (cp.async, sm_80+). In the emulator the
-// copy is immediate, which is one of the behaviours the hardware allows.
-static __device__ __forceinline__ void attn_cp_async_16(void *smem_dst, const void *gmem_src) {
-#ifdef DICE_EMU
-    memcpy(smem_dst, gmem_src, 16);
-#else
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(DICE_SMEM_ADDRESS_(smem_dst)), "l"(gmem_src)
-                 : "memory");
-#endif
-}
-// Close the group of copies issued since the last commit.
-static __device__ __forceinline__ void attn_cp_async_commit() {
-#ifndef DICE_EMU
-    asm volatile("cp.async.commit_group;\n" ::: "memory");
-#endif
-}
-// Wait until at most N committed groups are still in flight (this thread's copies; follow with a barrier).
-template <int N>
-static __device__ __forceinline__ void attn_cp_async_wait() {
-#ifndef DICE_EMU
-    asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
-#endif
-}
 
 // smem (ROWS, D_TILE + 8) <- rows [0, valid_rows) and columns [0, d) of a bf16 matrix at g with row stride
 // ld (elements); rows >= valid_rows and columns >= d are zero-filled. Every thread of the block calls it.
@@ -55,7 +32,7 @@ static __device__ __forceinline__ void attn_load_tile(uint16_t *smem, const uint
         int r = c / CHUNKS, col = (c % CHUNKS) * 8;
         uint16_t *dst = smem + r * STRIDE + col;
         if (r < valid_rows && col < d)
-            attn_cp_async_16(dst, g + r * ld + col);
+            dice_cp_async16(dst, g + r * ld + col);
         else
             *reinterpret_cast<uint4 *>(dst) = make_uint4(0u, 0u, 0u, 0u);
     }
@@ -92,6 +69,27 @@ static __device__ __forceinline__ void attn_pack_a(uint32_t a[4], const float c0
 }
 
 static __device__ __forceinline__ void attn_zero(float c[4]) { c[0] = c[1] = c[2] = c[3] = 0.0f; }
+
+// acc (16 rows from row0 of A, N_TILES n-tiles of 8) = A B^T over the D_TILE columns of A (rows, STRIDE) and
+// B (N_TILES * 8 rows, STRIDE), both row-major in shared memory (B's rows are the n index, as K in Q K^T).
+template <int STRIDE, int D_TILE, int N_TILES>
+static __device__ __forceinline__ void attn_mma_abt(float (&acc)[N_TILES][4], const uint16_t *a_tile, int row0,
+                                                    const uint16_t *b_tile, int lane) {
+#pragma unroll
+    for (int nt = 0; nt < N_TILES; nt++) attn_zero(acc[nt]);
+#pragma unroll
+    for (int ks = 0; ks < D_TILE / 16; ks++) {
+        uint32_t a[4];
+        attn_ldm_a<STRIDE>(a, a_tile, row0, ks * 16, lane);
+#pragma unroll
+        for (int np = 0; np < N_TILES / 2; np++) {
+            uint32_t bf[4];
+            attn_ldm_b_nk<STRIDE>(bf, b_tile, np * 16, ks * 16, lane);
+            dice_mma_m16n8k16_bf16(acc[2 * np], a, bf, acc[2 * np]);
+            dice_mma_m16n8k16_bf16(acc[2 * np + 1], a, bf + 2, acc[2 * np + 1]);
+        }
+    }
+}
 
 // Key j visible to query i (see kernels/attention.h).
 static __device__ __forceinline__ bool attn_visible(int i, int j, int n_q, int n_k, int causal, const uint8_t *mask_b) {

@@ -71,8 +71,8 @@ __global__ void __launch_bounds__(Cfg::THREADS) conv_fwd_kernel(ConvFwdArgs p) {
             for (int i = 0; i < A_CHUNKS; i++) {
                 int iy = a_y[i] + dy, ix = a_x[i] + dx;
                 bool ok = qa.ty < p.nty && (unsigned)iy < (unsigned)p.IH && (unsigned)ix < (unsigned)p.IW;
-                conv_cp_async16(As + TA::at(a_row0 + i * A_ROW_STEP, a_col), ok ? p.src + a_base[i] + tap_off : p.src,
-                                ok);
+                dice_cp_async16_zfill(As + TA::at(a_row0 + i * A_ROW_STEP, a_col),
+                                      ok ? p.src + a_base[i] + tap_off : p.src, ok);
             }
             tap_advance(qa, Cfg::BK, p.IC, p.ntx);
         } else {
@@ -100,29 +100,12 @@ __global__ void __launch_bounds__(Cfg::THREADS) conv_fwd_kernel(ConvFwdArgs p) {
             uint16_t *dst = Bs + (DGRAD ? TB::at(b_col, r) : TB::at(r, b_col));  // at(n, k)
             if constexpr (!DGRAD) {  // B[k][n] = w[n][k], k = k0 + b_col + e
                 int n = n0 + r, k = k0 + b_col;
-                const uint16_t *row = p.w + (int64_t)n * p.K;
-                if constexpr (VEC) {
-                    bool ok = n < p.N && k < p.K;
-                    conv_cp_async16(dst, ok ? row + k : p.w, ok);
-                } else {
-                    uint16_t v[8];
-                    #pragma unroll
-                    for (int e = 0; e < 8; e++) v[e] = n < p.N && k + e < p.K ? row[k + e] : 0;
-                    conv_store_chunk(dst, v);
-                }
+                conv_load_row_chunk<VEC>(dst, p.w + (int64_t)n * p.K, k, p.K, n < p.N, p.w);
             } else {  // B[k][n] = w[co][ky][kx][n], k = k0 + r = (ty, tx, co)
                 TapCursor &q = qb[j];
                 int n = n0 + b_col, ky = p.ky0 + p.kstep * q.ty, kx = p.kx0 + p.kstep * q.tx;
                 const uint16_t *row = p.w + (((int64_t)q.c * p.kh + ky) * p.kw + kx) * p.Cin;
-                if constexpr (VEC) {
-                    bool ok = q.ty < p.nty && n < p.N;
-                    conv_cp_async16(dst, ok ? row + n : p.w, ok);
-                } else {
-                    uint16_t v[8];
-                    #pragma unroll
-                    for (int e = 0; e < 8; e++) v[e] = q.ty < p.nty && n + e < p.N ? row[n + e] : 0;
-                    conv_store_chunk(dst, v);
-                }
+                conv_load_row_chunk<VEC>(dst, row, n, p.N, q.ty < p.nty, p.w);
                 tap_advance(q, Cfg::BK, p.IC, p.ntx);
             }
         }

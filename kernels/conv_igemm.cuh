@@ -1,5 +1,5 @@
 // kernels/conv_igemm.cuh — the pieces shared by the implicit-GEMM convolution kernels (kernels/conv_fwd.cu,
-// kernels/conv_wgrad.cu): block-tile configurations, shared-memory operand tiles, cp.async, the walk over
+// kernels/conv_wgrad.cu): block-tile configurations, shared-memory operand tiles, the walk over
 // (tap, channel) positions of the GEMM's K dimension, and the pipelined tensor-core main loop.
 //
 // A block computes a BM x BN tile of C (M x N) = A (M x K) . B (K x N) in fp32, BK = 32 columns of K at a
@@ -14,33 +14,6 @@
 #pragma once
 #include "kernels/cuda_common.cuh"
 #include "kernels/conv.h"
-
-// ---------------------------------------------------------------- cp.async (emulated: an immediate copy)
-// 16 bytes global -> shared; when !valid the 16 bytes are zero-filled and nothing is read (src must still
-// be a valid address, e.g. the tensor's base).
-static __device__ __forceinline__ void conv_cp_async16(void *smem, const void *src, bool valid) {
-#ifdef DICE_EMU
-    if (valid) memcpy(smem, src, 16);
-    else memset(smem, 0, 16);
-#else
-    unsigned src_bytes = valid ? 16u : 0u;
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(DICE_SMEM_ADDRESS_(smem)), "l"(src),
-                 "r"(src_bytes)
-                 : "memory");
-#endif
-}
-static __device__ __forceinline__ void conv_cp_async_commit() {
-#ifndef DICE_EMU
-    asm volatile("cp.async.commit_group;\n" ::: "memory");
-#endif
-}
-// Wait until at most `pending` committed groups are still in flight.
-template <int pending>
-static __device__ __forceinline__ void conv_cp_async_wait() {
-#ifndef DICE_EMU
-    asm volatile("cp.async.wait_group %0;\n" ::"n"(pending) : "memory");
-#endif
-}
 
 // ---------------------------------------------------------------- tile configurations
 // WARPS_M x WARPS_N warps, each owning a (BM / WARPS_M) x (BN / WARPS_N) tile of C: MI x NJ mma tiles.
@@ -107,6 +80,23 @@ static __device__ __forceinline__ void conv_store_chunk(uint16_t *smem, const ui
     *reinterpret_cast<uint4 *>(smem) = u;
 }
 
+// The chunk row[col .. col + 7] into smem, zero where the row does not exist (!row_ok) or an element is at or past
+// `limit`: one cp.async when VEC (the caller guarantees col + 8 <= limit or col >= limit), else 8 scalar loads.
+// base: a valid address for the zero-filling cp.async to name (the tensor's base).
+template <bool VEC>
+static __device__ __forceinline__ void conv_load_row_chunk(uint16_t *smem, const uint16_t *row, int col, int limit,
+                                                           bool row_ok, const uint16_t *base) {
+    if constexpr (VEC) {
+        bool ok = row_ok && col < limit;
+        dice_cp_async16_zfill(smem, ok ? row + col : base, ok);
+    } else {
+        uint16_t v[8];
+        #pragma unroll
+        for (int e = 0; e < 8; e++) v[e] = row_ok && col + e < limit ? row[col + e] : 0;
+        conv_store_chunk(smem, v);
+    }
+}
+
 // ---------------------------------------------------------------- fragments and the main loop
 // A fragments of the warp's MI 16-row tiles for columns kk..kk+15 of the tile (layout: cuda_common.cuh).
 template <class Cfg, bool KROW>
@@ -160,17 +150,17 @@ static __device__ __forceinline__ void conv_gemm_mainloop(uint16_t *smem, int kt
             for (int i = 0; i < 4; i++) acc[mi][nj][i] = 0.0f;
     for (int s = 0; s < Cfg::STAGES - 1; s++) {
         if (s < ktiles) load_stage(smem + s * STAGE, smem + s * STAGE + A_ELEMS, s);
-        conv_cp_async_commit();
+        dice_cp_async_commit();
     }
     for (int kt = 0; kt < ktiles; kt++) {
-        conv_cp_async_wait<Cfg::STAGES - 2>();  // tile kt has landed (for this thread) ...
+        dice_cp_async_wait<Cfg::STAGES - 2>();  // tile kt has landed (for this thread) ...
         __syncthreads();                        // ... for every thread; and tile kt - 1 is no longer read
         int next = kt + Cfg::STAGES - 1;
         if (next < ktiles) {
             uint16_t *st = smem + (next % Cfg::STAGES) * STAGE;
             load_stage(st, st + A_ELEMS, next);
         }
-        conv_cp_async_commit();
+        dice_cp_async_commit();
         const uint16_t *As = smem + (kt % Cfg::STAGES) * STAGE, *Bs = As + A_ELEMS;
         #pragma unroll
         for (int kk = 0; kk < Cfg::BK; kk += 16) {

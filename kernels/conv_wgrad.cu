@@ -74,17 +74,7 @@ __global__ void __launch_bounds__(Cfg::THREADS) conv_wgrad_kernel(ConvWgradArgs 
         #pragma unroll
         for (int i = 0; i < A_CHUNKS; i++) {
             int r = a_row0 + i * A_ROW_STEP, px = pbase + r;
-            const uint16_t *row = p.dy + (int64_t)px * p.M;
-            uint16_t *dst = As + TA::at(co - m0, r);
-            if constexpr (VEC) {
-                bool ok = px < p.P && co < p.M;
-                conv_cp_async16(dst, ok ? row + co : p.dy, ok);
-            } else {
-                uint16_t v[8];
-                #pragma unroll
-                for (int e = 0; e < 8; e++) v[e] = px < p.P && co + e < p.M ? row[co + e] : 0;
-                conv_store_chunk(dst, v);
-            }
+            conv_load_row_chunk<VEC>(As + TA::at(co - m0, r), p.dy + (int64_t)px * p.M, co, p.M, px < p.P, p.dy);
         }
         #pragma unroll
         for (int j = 0; j < B_CHUNKS; j++) {
@@ -96,7 +86,7 @@ __global__ void __launch_bounds__(Cfg::THREADS) conv_wgrad_kernel(ConvWgradArgs 
             if constexpr (VEC) {  // the 8 columns share one tap
                 int iy = y0 + ky[0], ix = x0 + kx[0];
                 bool ok = px < p.P && jn < p.N && (unsigned)iy < (unsigned)p.H && (unsigned)ix < (unsigned)p.W;
-                conv_cp_async16(dst, ok ? pix + ((int64_t)ky[0] * p.W + kx[0]) * p.Cin + ci[0] : p.x, ok);
+                dice_cp_async16_zfill(dst, ok ? pix + ((int64_t)ky[0] * p.W + kx[0]) * p.Cin + ci[0] : p.x, ok);
             } else {
                 uint16_t v[8];
                 #pragma unroll
@@ -151,7 +141,7 @@ __global__ void conv_bias_grad_kernel(float *partial, const uint16_t *dy, int P,
 
 // out (n) = bf16(sum over splits of partial (splits, n)).
 __global__ void conv_sum_splits_kernel(uint16_t *out, const float *partial, int splits, int64_t n) {
-    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+    DICE_GRID_STRIDE(i, n) {
         float s = 0.0f;
         for (int z = 0; z < splits; z++) s += partial[z * n + i];
         out[i] = dice_f32_to_bf16(s);

@@ -7,8 +7,7 @@
 
 // One thread per element of the ndim-d index space, grid-stride loop.
 __global__ void convert_strided_kernel(void *dst, const void *src, ConvertPlan p, int64_t n) {
-    for (int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; idx < n;
-         idx += (int64_t)gridDim.x * blockDim.x) {
+    DICE_GRID_STRIDE(idx, n) {
         int64_t rest = idx, di = 0, si = 0;
         for (int d = p.ndim - 1; d >= 0; d--) {
             int64_t c = rest % p.shape[d];
@@ -25,8 +24,7 @@ extern "C" int convert_cuda(void *dst, const void *src, const ConvertPlan *plan,
     for (int i = 0; i < plan->ndim; i++) n *= plan->shape[i];
     if (n == 0) return 0;
     const int block = 256;
-    int64_t blocks = (n + block - 1) / block;
-    int grid = (int)(blocks < 65536 ? blocks : 65536);
+    int grid = dice_grid_1d(n, block);
     DICE_LAUNCH(convert_strided_kernel, grid, block, 0, (cudaStream_t)stream, dst, src, *plan, n);
     CUDA_TRY(err, cudaGetLastError());
     return 0;

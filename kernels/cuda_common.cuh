@@ -1,6 +1,7 @@
 // kernels/cuda_common.cuh — included first by every .cu file: the CUDA headers (or, in the emulated
 // build, the SIMT emulator that runs kernels on the CPU: tests/simt/simt.h), the one way kernels are
-// launched, dynamic shared memory, and the tensor-core and warp helpers kernels share.
+// launched, dynamic shared memory, and the helpers kernels share: grid-stride loops, f32 / bf16 element
+// access, asynchronous copies (cp.async), tensor cores (mma.sync, ldmatrix), warp reductions.
 //
 // Launching. Every kernel is launched with DICE_LAUNCH and the launcher checks the launch at once:
 //
@@ -13,10 +14,27 @@
 // a message naming the kernel and the block. A templated kernel goes in parentheses so that its commas
 // survive the macro: DICE_LAUNCH((gemm_kernel<64, 4>), grid, block, 0, stream, ...).
 //
-// Shared memory. Static: `__shared__ float tile[32][33];` as usual. Dynamic: declare it in the
-// kernel with DICE_DYNAMIC_SMEM(float, smem); (a pointer to the launch's smem_bytes, 16-byte aligned;
-// launches above 48 KiB need cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-// bytes) first, on the GPU and in the emulator alike).
+// Shared memory. Static: `__shared__ float tile[32][33];` as usual, in a kernel or device function that is
+// neither a template nor a lambda. Dynamic: declare it in the kernel with DICE_DYNAMIC_SMEM(float, smem);
+// (a pointer to the launch's smem_bytes, 16-byte aligned; launches above 48 KiB need
+// cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes) first, on the GPU and in
+// the emulator alike). Templated kernels use dynamic shared memory: the emulator keeps static __shared__
+// variables in a linker section that it poisons before every block and that ldmatrix accepts, and g++
+// ignores the section attribute inside templates (GCC bug 70435), so the emulated build refuses
+// __shared__ there with a compile-time error naming this rule (tests/simt/simt.h).
+//
+// Element access. f32 and bf16 tensors are stored as float and as uint16_t holding bf16 bits;
+// dice_load_f32 / dice_store_f32 read and write element i of either as a float (stores round to nearest
+// even, nn/dtype.h), dice_load_vec / dice_store_vec V consecutive elements (one 16-byte access when V of
+// them fill 16 bytes: the element address is then 16-byte aligned).
+//
+// Asynchronous copies (sm_80+). dice_cp_async16 copies 16 bytes global -> shared without holding up the
+// thread (cp.async.cg); dice_cp_async16_zfill does the same when `valid`, else zero-fills the 16 bytes and
+// reads nothing (src-size 0; src must still be a valid address, e.g. the tensor's base). Both addresses
+// 16-byte aligned. dice_cp_async_commit() closes the group of this thread's copies issued since the last
+// commit; dice_cp_async_wait<N>() waits until at most N of its committed groups are still in flight (follow
+// it with __syncthreads() before other threads read the data). The emulator copies at once, which is one of
+// the behaviours the hardware allows, so its commit and wait have nothing left to do.
 //
 // Tensor cores. dice_mma_m16n8k16_{bf16,f16} and dice_ldmatrix_* are mma.sync / ldmatrix, with the
 // fragment layouts of the PTX ISA ("Matrix Fragments for mma.m16n8k16 with floating point type",
@@ -30,6 +48,8 @@
 #pragma once
 #include <stdint.h>
 #include <string.h>
+
+#include "nn/dtype.h"
 
 #ifdef DICE_EMU
 #include "simt/simt.h"
@@ -56,6 +76,86 @@
 #define DICE_SMEM_ADDRESS_(p) static_cast<uint32_t>(__cvta_generic_to_shared(p))
 #endif
 
+// ---------------------------------------------------------------- grid-stride loops
+// Blocks of `threads` threads for a grid-stride loop over `work` items: at least 1, at most 65536.
+static inline int dice_grid_1d(int64_t work, int threads) {
+    int64_t blocks = (work + threads - 1) / threads;
+    return (int)(blocks < 1 ? 1 : blocks < 65536 ? blocks : 65536);
+}
+// for (i = this thread's first item; i < n; i += the grid's threads), i an int64_t.
+#define DICE_GRID_STRIDE(i, n) \
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (int64_t)gridDim.x * blockDim.x)
+
+// ---------------------------------------------------------------- element access (f32, bf16 bits)
+static __device__ __forceinline__ float dice_load_f32(const float *p, int64_t i) { return p[i]; }
+static __device__ __forceinline__ float dice_load_f32(const uint16_t *p, int64_t i) { return dice_bf16_to_f32(p[i]); }
+static __device__ __forceinline__ void dice_store_f32(float *p, int64_t i, float v) { p[i] = v; }
+static __device__ __forceinline__ void dice_store_f32(uint16_t *p, int64_t i, float v) { p[i] = dice_f32_to_bf16(v); }
+
+// out[k] = p[i + k] as floats, k < V.
+template <typename T, int V>
+static __device__ __forceinline__ void dice_load_vec(float out[V], const T *p, int64_t i) {
+    if constexpr (V * sizeof(T) == 16) {
+        uint4 raw = *reinterpret_cast<const uint4 *>(p + i);
+        T vals[V];
+        memcpy(vals, &raw, sizeof raw);
+#pragma unroll
+        for (int k = 0; k < V; k++) out[k] = dice_load_f32(vals, k);
+    } else {
+#pragma unroll
+        for (int k = 0; k < V; k++) out[k] = dice_load_f32(p, i + k);
+    }
+}
+// p[i + k] = in[k], k < V.
+template <typename T, int V>
+static __device__ __forceinline__ void dice_store_vec(T *p, int64_t i, const float in[V]) {
+    if constexpr (V * sizeof(T) == 16) {
+        T vals[V];
+#pragma unroll
+        for (int k = 0; k < V; k++) dice_store_f32(vals, k, in[k]);
+        uint4 raw;
+        memcpy(&raw, vals, sizeof raw);
+        *reinterpret_cast<uint4 *>(p + i) = raw;
+    } else {
+#pragma unroll
+        for (int k = 0; k < V; k++) dice_store_f32(p, i + k, in[k]);
+    }
+}
+
+// ---------------------------------------------------------------- asynchronous copies (cp.async)
+static __device__ __forceinline__ void dice_cp_async16(void *smem, const void *src) {
+#ifdef DICE_EMU
+    memcpy(smem, src, 16);
+#else
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(DICE_SMEM_ADDRESS_(smem)), "l"(src) : "memory");
+#endif
+}
+static __device__ __forceinline__ void dice_cp_async16_zfill(void *smem, const void *src, bool valid) {
+#ifdef DICE_EMU
+    if (valid)
+        memcpy(smem, src, 16);
+    else
+        memset(smem, 0, 16);
+#else
+    unsigned src_bytes = valid ? 16u : 0u;
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(DICE_SMEM_ADDRESS_(smem)), "l"(src),
+                 "r"(src_bytes)
+                 : "memory");
+#endif
+}
+static __device__ __forceinline__ void dice_cp_async_commit() {
+#ifndef DICE_EMU
+    asm volatile("cp.async.commit_group;\n" ::: "memory");
+#endif
+}
+template <int N>
+static __device__ __forceinline__ void dice_cp_async_wait() {
+#ifndef DICE_EMU
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+#endif
+}
+
+// ---------------------------------------------------------------- tensor cores
 // d = a * b + c for one 16x8x16 tile per warp, bf16 inputs, fp32 accumulation (d may be c).
 static __device__ __forceinline__ void dice_mma_m16n8k16_bf16(float d[4], const uint32_t a[4], const uint32_t b[2],
                                                               const float c[4] DICE_CALLER_) {
@@ -135,6 +235,7 @@ static __device__ __forceinline__ void dice_ldmatrix_x4_trans(uint32_t regs[4], 
 #endif
 }
 
+// ---------------------------------------------------------------- packing and warp reductions
 // Two floats as a bf16x2 register (round to nearest even): lo in the low half, as fragments want.
 static __device__ __forceinline__ uint32_t dice_pack_bf16x2(float lo, float hi) {
     __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);

@@ -47,32 +47,32 @@ static __device__ __forceinline__ float unary_slope(float x, float alpha) {
 template <typename T, int V, EwUnary OP>
 static __device__ __forceinline__ void unary_forward_at(T *y, const T *x, int64_t i, float alpha, float beta) {
     float v[V];
-    ew_load_vec<T, V>(v, x, i);
+    dice_load_vec<T, V>(v, x, i);
     for (int k = 0; k < V; k++) v[k] = unary_value<OP>(v[k], alpha, beta);
-    ew_store_vec<T, V>(y, i, v);
+    dice_store_vec<T, V>(y, i, v);
 }
 
 template <typename T, int V, EwUnary OP>
 static __global__ void unary_forward_kernel(T *y, const T *x, int64_t n, float alpha, float beta) {
     int64_t nv = n / V;
-    EW_GRID_STRIDE(v, nv) unary_forward_at<T, V, OP>(y, x, v * V, alpha, beta);
-    EW_GRID_STRIDE(i, n - nv * V) unary_forward_at<T, 1, OP>(y, x, nv * V + i, alpha, beta);
+    DICE_GRID_STRIDE(v, nv) unary_forward_at<T, V, OP>(y, x, v * V, alpha, beta);
+    DICE_GRID_STRIDE(i, n - nv * V) unary_forward_at<T, 1, OP>(y, x, nv * V + i, alpha, beta);
 }
 
 template <typename T, int V, EwUnary OP>
 static __device__ __forceinline__ void unary_backward_at(T *dx, const T *dy, const T *x, int64_t i, float alpha) {
     float g[V], v[V];
-    ew_load_vec<T, V>(g, dy, i);
-    if constexpr (OP != EW_AFFINE) ew_load_vec<T, V>(v, x, i);
+    dice_load_vec<T, V>(g, dy, i);
+    if constexpr (OP != EW_AFFINE) dice_load_vec<T, V>(v, x, i);
     for (int k = 0; k < V; k++) g[k] *= unary_slope<OP>(OP == EW_AFFINE ? 0.0f : v[k], alpha);
-    ew_store_vec<T, V>(dx, i, g);
+    dice_store_vec<T, V>(dx, i, g);
 }
 
 template <typename T, int V, EwUnary OP>
 static __global__ void unary_backward_kernel(T *dx, const T *dy, const T *x, int64_t n, float alpha) {
     int64_t nv = n / V;
-    EW_GRID_STRIDE(v, nv) unary_backward_at<T, V, OP>(dx, dy, x, v * V, alpha);
-    EW_GRID_STRIDE(i, n - nv * V) unary_backward_at<T, 1, OP>(dx, dy, x, nv * V + i, alpha);
+    DICE_GRID_STRIDE(v, nv) unary_backward_at<T, V, OP>(dx, dy, x, v * V, alpha);
+    DICE_GRID_STRIDE(i, n - nv * V) unary_backward_at<T, 1, OP>(dx, dy, x, nv * V + i, alpha);
 }
 
 template <typename T, int V>
@@ -127,31 +127,31 @@ extern "C" int ew_unary_backward_cuda(EwUnary op, void *dx, const void *dy, cons
 // ---------------------------------------------------------------- GEGLU: x (rows, 2F) = [h | gate] -> y (rows, F)
 template <typename T, int V>
 static __global__ void geglu_forward_kernel(T *y, const T *x, int64_t rows, int64_t f) {
-    EW_GRID_STRIDE(v, rows * f / V) {
+    DICE_GRID_STRIDE(v, rows * f / V) {
         int64_t e = v * V, r = e / f, c = e % f;
         float h[V], gate[V];
-        ew_load_vec<T, V>(h, x, r * 2 * f + c);
-        ew_load_vec<T, V>(gate, x, r * 2 * f + f + c);
+        dice_load_vec<T, V>(h, x, r * 2 * f + c);
+        dice_load_vec<T, V>(gate, x, r * 2 * f + f + c);
         for (int k = 0; k < V; k++) h[k] *= unary_value<EW_GELU>(gate[k], 1.0f, 0.0f);
-        ew_store_vec<T, V>(y, e, h);
+        dice_store_vec<T, V>(y, e, h);
     }
 }
 
 // dx (rows, 2F) = [dy gelu(gate) | dy h gelu'(gate)]
 template <typename T, int V>
 static __global__ void geglu_backward_kernel(T *dx, const T *dy, const T *x, int64_t rows, int64_t f) {
-    EW_GRID_STRIDE(v, rows * f / V) {
+    DICE_GRID_STRIDE(v, rows * f / V) {
         int64_t e = v * V, r = e / f, c = e % f;
         float g[V], h[V], gate[V], dh[V], dgate[V];
-        ew_load_vec<T, V>(g, dy, e);
-        ew_load_vec<T, V>(h, x, r * 2 * f + c);
-        ew_load_vec<T, V>(gate, x, r * 2 * f + f + c);
+        dice_load_vec<T, V>(g, dy, e);
+        dice_load_vec<T, V>(h, x, r * 2 * f + c);
+        dice_load_vec<T, V>(gate, x, r * 2 * f + f + c);
         for (int k = 0; k < V; k++) {
             dh[k] = g[k] * unary_value<EW_GELU>(gate[k], 1.0f, 0.0f);
             dgate[k] = g[k] * h[k] * unary_slope<EW_GELU>(gate[k], 1.0f);
         }
-        ew_store_vec<T, V>(dx, r * 2 * f + c, dh);
-        ew_store_vec<T, V>(dx, r * 2 * f + f + c, dgate);
+        dice_store_vec<T, V>(dx, r * 2 * f + c, dh);
+        dice_store_vec<T, V>(dx, r * 2 * f + f + c, dgate);
     }
 }
 
@@ -195,7 +195,7 @@ static __global__ void softmax_forward_kernel(T *y, const T *x, int64_t rows, in
         float m = -INFINITY, s = 0.0f;
         for (int64_t j = (int64_t)lane * V; j < cols; j += 32 * V) {
             float v[V];
-            ew_load_vec<T, V>(v, xr, j);
+            dice_load_vec<T, V>(v, xr, j);
             for (int k = 0; k < V; k++) {
                 if (v[k] > m) {
                     s = s * expf(m - v[k]) + 1.0f;
@@ -214,9 +214,9 @@ static __global__ void softmax_forward_kernel(T *y, const T *x, int64_t rows, in
         float inv = 1.0f / s;
         for (int64_t j = (int64_t)lane * V; j < cols; j += 32 * V) {
             float v[V];
-            ew_load_vec<T, V>(v, xr, j);
+            dice_load_vec<T, V>(v, xr, j);
             for (int k = 0; k < V; k++) v[k] = expf(v[k] - m) * inv;
-            ew_store_vec<T, V>(y + r * cols, j, v);
+            dice_store_vec<T, V>(y + r * cols, j, v);
         }
     }
 }
@@ -231,17 +231,17 @@ static __global__ void softmax_backward_kernel(T *dx, const T *dy, const T *y, i
         float dot = 0.0f;
         for (int64_t j = (int64_t)lane * V; j < cols; j += 32 * V) {
             float g[V], v[V];
-            ew_load_vec<T, V>(g, gr, j);
-            ew_load_vec<T, V>(v, yr, j);
+            dice_load_vec<T, V>(g, gr, j);
+            dice_load_vec<T, V>(v, yr, j);
             for (int k = 0; k < V; k++) dot += g[k] * v[k];
         }
         dot = dice_warp_sum(dot);
         for (int64_t j = (int64_t)lane * V; j < cols; j += 32 * V) {
             float g[V], v[V];
-            ew_load_vec<T, V>(g, gr, j);
-            ew_load_vec<T, V>(v, yr, j);
+            dice_load_vec<T, V>(g, gr, j);
+            dice_load_vec<T, V>(v, yr, j);
             for (int k = 0; k < V; k++) g[k] = v[k] * (g[k] - dot);
-            ew_store_vec<T, V>(dx + r * cols, j, g);
+            dice_store_vec<T, V>(dx + r * cols, j, g);
         }
     }
 }
@@ -249,8 +249,7 @@ static __global__ void softmax_backward_kernel(T *dx, const T *dy, const T *y, i
 template <typename T, int V>
 static int softmax_launch(bool backward, void *out, const void *dy, const void *in, int64_t rows, int64_t cols,
                           cudaStream_t s, DiceError *err) {
-    int64_t blocks = (rows + SOFTMAX_WARPS - 1) / SOFTMAX_WARPS;
-    int grid = (int)(blocks < EW_MAX_BLOCKS ? blocks : EW_MAX_BLOCKS);
+    int grid = dice_grid_1d(rows, SOFTMAX_WARPS);  // a warp per row
     if (backward)
         DICE_LAUNCH((softmax_backward_kernel<T, V>), grid, 32 * SOFTMAX_WARPS, 0, s, (T *)out, (const T *)dy,
                     (const T *)in, rows, cols);
@@ -280,9 +279,9 @@ extern "C" int ew_softmax_backward_cuda(void *dx, const void *dy, const void *y,
 template <typename T, int V>
 static __device__ __forceinline__ void load_operand(float out[V], const T *p, int64_t i, int64_t last_stride) {
     if (last_stride) {
-        ew_load_vec<T, V>(out, p, i);
+        dice_load_vec<T, V>(out, p, i);
     } else {
-        float s = ew_load(p, i);
+        float s = dice_load_f32(p, i);
         for (int k = 0; k < V; k++) out[k] = s;
     }
 }
@@ -290,7 +289,7 @@ static __device__ __forceinline__ void load_operand(float out[V], const T *p, in
 template <typename T, int V, EwBinary OP>
 static __global__ void binary_kernel(T *y, const T *a, const T *b, EwBroadcast p, int64_t n) {
     const int last = p.ndim - 1;
-    EW_GRID_STRIDE(v, n / V) {
+    DICE_GRID_STRIDE(v, n / V) {
         int64_t rest = v * V, ia = 0, ib = 0;
         for (int d = last; d > 0; d--) {
             int64_t c = rest % p.shape[d];
@@ -304,7 +303,7 @@ static __global__ void binary_kernel(T *y, const T *a, const T *b, EwBroadcast p
         load_operand<T, V>(av, a, ia, p.a_stride[last]);
         load_operand<T, V>(bv, b, ib, p.b_stride[last]);
         for (int k = 0; k < V; k++) av[k] = OP == EW_ADD ? av[k] + bv[k] : av[k] * bv[k];
-        ew_store_vec<T, V>(y, v * V, av);
+        dice_store_vec<T, V>(y, v * V, av);
     }
 }
 
@@ -334,39 +333,30 @@ extern "C" int ew_binary_cuda(EwBinary op, void *y, const void *a, const void *b
 // ---------------------------------------------------------------- gradient of a broadcast operand
 // A block of 32 x 8 threads: 32 consecutive outputs k, each summed over r by 8 threads, then across them.
 static constexpr int BGRAD_X = 32, BGRAD_Y = 8;
-
-static __device__ __forceinline__ void dim_offsets(int ndim, const int64_t *shape, const int64_t *s1, const int64_t *s2,
-                                                   int64_t i, int64_t *o1, int64_t *o2) {
-    int64_t a = 0, b = 0;
-    for (int d = ndim - 1; d >= 0; d--) {
-        int64_t c = i % shape[d];
-        i /= shape[d];
-        a += c * s1[d];
-        b += c * s2[d];
-    }
-    *o1 = a;
-    *o2 = b;
-}
+// The kernels below are templates, so their shared memory is dynamic (static __shared__ is not emulated there):
+// rows of BGRAD_X + 1 floats (padded against bank conflicts), BGRAD_Y of them per array.
+typedef float BgradRow[BGRAD_X + 1];
+static constexpr size_t BGRAD_SMEM = sizeof(BgradRow) * BGRAD_Y;
 
 template <typename T>
 static __global__ void broadcast_grad_kernel(T *grad, const T *dy, const T *other, EwReduce p, int64_t keep, int64_t red) {
-    __shared__ float partial[BGRAD_Y][BGRAD_X + 1];
+    DICE_DYNAMIC_SMEM(BgradRow, partial);  // (BGRAD_Y, BGRAD_X + 1)
     int64_t k = (int64_t)blockIdx.x * BGRAD_X + threadIdx.x;
     float s = 0.0f;
     if (k < keep) {
         int64_t kd, ko;
-        dim_offsets(p.keep_ndim, p.keep_shape, p.keep_dy, p.keep_other, k, &kd, &ko);
+        ew_dim_offsets(p.keep_ndim, p.keep_shape, p.keep_dy, p.keep_other, k, &kd, &ko);
         for (int64_t r = threadIdx.y; r < red; r += BGRAD_Y) {
             int64_t rd, ro;
-            dim_offsets(p.red_ndim, p.red_shape, p.red_dy, p.red_other, r, &rd, &ro);
-            s += other ? ew_load(dy, kd + rd) * ew_load(other, ko + ro) : ew_load(dy, kd + rd);
+            ew_dim_offsets(p.red_ndim, p.red_shape, p.red_dy, p.red_other, r, &rd, &ro);
+            s += other ? dice_load_f32(dy, kd + rd) * dice_load_f32(other, ko + ro) : dice_load_f32(dy, kd + rd);
         }
     }
     partial[threadIdx.y][threadIdx.x] = s;
     __syncthreads();
     if (threadIdx.y == 0 && k < keep) {
         for (int j = 1; j < BGRAD_Y; j++) s += partial[j][threadIdx.x];
-        ew_store(grad, k, s);
+        dice_store_f32(grad, k, s);
     }
 }
 
@@ -379,10 +369,10 @@ extern "C" int ew_broadcast_grad_cuda(void *grad, const void *dy, const void *ot
     dim3 grid((unsigned)((keep + BGRAD_X - 1) / BGRAD_X)), block(BGRAD_X, BGRAD_Y);
     cudaStream_t s = (cudaStream_t)stream;
     if (dtype == DT_F32)
-        DICE_LAUNCH(broadcast_grad_kernel<float>, grid, block, 0, s, (float *)grad, (const float *)dy,
+        DICE_LAUNCH(broadcast_grad_kernel<float>, grid, block, BGRAD_SMEM, s, (float *)grad, (const float *)dy,
                     (const float *)other, *p, keep, red);
     else if (dtype == DT_BF16)
-        DICE_LAUNCH(broadcast_grad_kernel<uint16_t>, grid, block, 0, s, (uint16_t *)grad, (const uint16_t *)dy,
+        DICE_LAUNCH(broadcast_grad_kernel<uint16_t>, grid, block, BGRAD_SMEM, s, (uint16_t *)grad, (const uint16_t *)dy,
                     (const uint16_t *)other, *p, keep, red);
     else
         return DICE_FAIL(err, "broadcast gradient (CUDA): dtype %s is not supported (f32, bf16)", dtype_name(dtype));
@@ -393,28 +383,29 @@ extern "C" int ew_broadcast_grad_cuda(void *grad, const void *dy, const void *ot
 // ---------------------------------------------------------------- modulation: x (B, N, C), scale / shift (B, C)
 template <typename T, int V>
 static __global__ void modulate_kernel(T *y, const T *x, const T *scale, const T *shift, int64_t n, int64_t c, int64_t total) {
-    EW_GRID_STRIDE(v, total / V) {
+    DICE_GRID_STRIDE(v, total / V) {
         int64_t e = v * V, s = e / (n * c) * c + e % c;
         float xv[V], sc[V], sh[V] = {};
-        ew_load_vec<T, V>(xv, x, e);
-        ew_load_vec<T, V>(sc, scale, s);
-        if (shift) ew_load_vec<T, V>(sh, shift, s);
+        dice_load_vec<T, V>(xv, x, e);
+        dice_load_vec<T, V>(sc, scale, s);
+        if (shift) dice_load_vec<T, V>(sh, shift, s);
         for (int k = 0; k < V; k++) xv[k] = xv[k] * (1.0f + sc[k]) + sh[k];
-        ew_store_vec<T, V>(y, e, xv);
+        dice_store_vec<T, V>(y, e, xv);
     }
 }
 
 // dscale[b, c] = sum_n dy x, dshift[b, c] = sum_n dy: block (32, 8) over 32 channels of one batch element.
 template <typename T>
 static __global__ void modulate_grad_kernel(T *dscale, T *dshift, const T *dy, const T *x, int64_t n, int64_t c) {
-    __shared__ float ps[BGRAD_Y][BGRAD_X + 1], ph[BGRAD_Y][BGRAD_X + 1];
+    DICE_DYNAMIC_SMEM(BgradRow, ps);  // (2, BGRAD_Y, BGRAD_X + 1): ps, then ph
+    BgradRow *ph = ps + BGRAD_Y;
     int64_t ci = (int64_t)blockIdx.x * BGRAD_X + threadIdx.x, bi = blockIdx.y;
     float ss = 0.0f, sh = 0.0f;
     if (ci < c)
         for (int64_t i = threadIdx.y; i < n; i += BGRAD_Y) {
             int64_t e = (bi * n + i) * c + ci;
-            float g = ew_load(dy, e);
-            ss += g * ew_load(x, e);
+            float g = dice_load_f32(dy, e);
+            ss += g * dice_load_f32(x, e);
             sh += g;
         }
     ps[threadIdx.y][threadIdx.x] = ss;
@@ -425,8 +416,8 @@ static __global__ void modulate_grad_kernel(T *dscale, T *dshift, const T *dy, c
             ss += ps[j][threadIdx.x];
             sh += ph[j][threadIdx.x];
         }
-        if (dscale) ew_store(dscale, bi * c + ci, ss);
-        if (dshift) ew_store(dshift, bi * c + ci, sh);
+        if (dscale) dice_store_f32(dscale, bi * c + ci, ss);
+        if (dshift) dice_store_f32(dshift, bi * c + ci, sh);
     }
 }
 
@@ -444,7 +435,8 @@ template <typename T, int V>
 static int modulate_grad_launch(void *dscale, void *dshift, const void *dy, const void *x, int64_t b, int64_t n,
                                 int64_t c, cudaStream_t s, DiceError *err) {
     dim3 grid((unsigned)((c + BGRAD_X - 1) / BGRAD_X), (unsigned)b), block(BGRAD_X, BGRAD_Y);
-    DICE_LAUNCH(modulate_grad_kernel<T>, grid, block, 0, s, (T *)dscale, (T *)dshift, (const T *)dy, (const T *)x, n, c);
+    DICE_LAUNCH(modulate_grad_kernel<T>, grid, block, 2 * BGRAD_SMEM, s, (T *)dscale, (T *)dshift, (const T *)dy,
+                (const T *)x, n, c);
     CUDA_TRY(err, cudaGetLastError());
     return 0;
 }

@@ -15,38 +15,7 @@
 #include "nn/dtype.h"
 #include "nn/error.h"
 
-static constexpr int EW_THREADS = 256, EW_MAX_BLOCKS = 65536;
-
-static __device__ __forceinline__ float ew_load(const float *p, int64_t i) { return p[i]; }
-static __device__ __forceinline__ float ew_load(const uint16_t *p, int64_t i) { return dice_bf16_to_f32(p[i]); }
-static __device__ __forceinline__ void ew_store(float *p, int64_t i, float v) { p[i] = v; }
-static __device__ __forceinline__ void ew_store(uint16_t *p, int64_t i, float v) { p[i] = dice_f32_to_bf16(v); }
-
-// out[k] = p[i + k], k < V, as floats (one 16-byte load when V * sizeof(T) == 16).
-template <typename T, int V>
-static __device__ __forceinline__ void ew_load_vec(float out[V], const T *p, int64_t i) {
-    if constexpr (V * sizeof(T) == 16) {
-        uint4 raw = *reinterpret_cast<const uint4 *>(p + i);
-        T vals[V];
-        memcpy(vals, &raw, sizeof raw);
-        for (int k = 0; k < V; k++) out[k] = ew_load(vals, k);
-    } else {
-        for (int k = 0; k < V; k++) out[k] = ew_load(p, i + k);
-    }
-}
-
-template <typename T, int V>
-static __device__ __forceinline__ void ew_store_vec(T *p, int64_t i, const float in[V]) {
-    if constexpr (V * sizeof(T) == 16) {
-        T vals[V];
-        for (int k = 0; k < V; k++) ew_store(vals, k, in[k]);
-        uint4 raw;
-        memcpy(&raw, vals, sizeof raw);
-        *reinterpret_cast<uint4 *>(p + i) = raw;
-    } else {
-        for (int k = 0; k < V; k++) ew_store(p, i + k, in[k]);
-    }
-}
+static constexpr int EW_THREADS = 256;
 
 // Same bits, no conversion: V consecutive elements of any 2- or 4-byte type (copies).
 template <typename T, int V>
@@ -59,10 +28,7 @@ static __device__ __forceinline__ void ew_copy_vec(T *dst, int64_t i, const T *s
 }
 
 // Blocks for `work` items of a grid-stride loop with EW_THREADS threads a block.
-static inline int ew_grid(int64_t work) {
-    int64_t blocks = (work + EW_THREADS - 1) / EW_THREADS;
-    return (int)(blocks < 1 ? 1 : blocks < EW_MAX_BLOCKS ? blocks : EW_MAX_BLOCKS);
-}
+static inline int ew_grid(int64_t work) { return dice_grid_1d(work, EW_THREADS); }
 
 // Whether a kernel on `dtype` storage may use 16-byte vectors: every non-NULL pointer 16-byte aligned and every
 // count (row length, offset) a multiple of the vector width 16 / element size.
@@ -86,6 +52,3 @@ static inline bool ew_vectorizable(DType dtype, std::initializer_list<const void
     default:                                                                                                  \
         return DICE_FAIL(err, "%s (CUDA): dtype %s is not supported (f32, bf16)", what, dtype_name(dtype));   \
     }
-
-#define EW_GRID_STRIDE(i, n) \
-    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (int64_t)gridDim.x * blockDim.x)

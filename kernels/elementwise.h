@@ -72,6 +72,20 @@ typedef struct EwReduce {
     int64_t red_shape[TENSOR_MAX_DIMS], red_dy[TENSOR_MAX_DIMS], red_other[TENSOR_MAX_DIMS];
 } EwReduce;
 
+// Offsets (along two stride sets s1, s2) of row-major index i over `shape` (host and device).
+static inline DICE_HD void ew_dim_offsets(int ndim, const int64_t *shape, const int64_t *s1, const int64_t *s2,
+                                          int64_t i, int64_t *o1, int64_t *o2) {
+    int64_t a = 0, b = 0;
+    for (int d = ndim - 1; d >= 0; d--) {
+        int64_t c = i % shape[d];
+        i /= shape[d];
+        a += c * s1[d];
+        b += c * s2[d];
+    }
+    *o1 = a;
+    *o2 = b;
+}
+
 int ew_broadcast_grad_cpu(void *grad, const void *dy, const void *other, const EwReduce *p, DType dtype,
                           DiceError *err);
 

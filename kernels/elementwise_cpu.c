@@ -47,33 +47,6 @@ static double unary_slope(EwUnary op, double x, double alpha) {
     return NAN;
 }
 
-// Offsets of output element e in a and b.
-static void broadcast_offsets(const EwBroadcast *p, int64_t e, int64_t *ia, int64_t *ib) {
-    int64_t a = 0, b = 0;
-    for (int d = p->ndim - 1; d >= 0; d--) {
-        int64_t c = e % p->shape[d];
-        e /= p->shape[d];
-        a += c * p->a_stride[d];
-        b += c * p->b_stride[d];
-    }
-    *ia = a;
-    *ib = b;
-}
-
-// Offsets (along two stride sets) of row-major index i over `shape`.
-static void dim_offsets(int ndim, const int64_t *shape, const int64_t *s1, const int64_t *s2, int64_t i, int64_t *o1,
-                        int64_t *o2) {
-    int64_t a = 0, b = 0;
-    for (int d = ndim - 1; d >= 0; d--) {
-        int64_t c = i % shape[d];
-        i /= shape[d];
-        a += c * s1[d];
-        b += c * s2[d];
-    }
-    *o1 = a;
-    *o2 = b;
-}
-
 #define T float
 #define FN(name) name##_f32
 #include "elementwise_cpu.inc"

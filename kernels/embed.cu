@@ -9,7 +9,7 @@ template <typename T>
 static __global__ void timestep_kernel(T *out, const float *timesteps, int64_t b, int64_t dim, float neg_log_period,
                                 float divisor, float scale, bool flip) {
     int64_t half_dim = dim / 2;
-    EW_GRID_STRIDE(e, b * dim) {
+    DICE_GRID_STRIDE(e, b * dim) {
         int64_t j = e % dim;
         float v = 0.0f;  // odd dim: padding column
         if (j < 2 * half_dim) {
@@ -21,7 +21,7 @@ static __global__ void timestep_kernel(T *out, const float *timesteps, int64_t b
             bool use_cos = (j < half_dim) == flip;
             v = (float)(use_cos ? cos((double)arg) : sin((double)arg));
         }
-        ew_store(out, e, v);
+        dice_store_f32(out, e, v);
     }
 }
 
@@ -48,13 +48,13 @@ extern "C" int embed_timestep_cuda(void *out, DType out_dtype, const float *time
 template <typename T, int V>
 static __global__ void tokens_kernel(T *out, const int32_t *ids, int64_t rows, int64_t n, const T *table, const T *pos,
                               int64_t c) {
-    EW_GRID_STRIDE(v, rows * c / V) {
+    DICE_GRID_STRIDE(v, rows * c / V) {
         int64_t e = v * V, r = e / c, k = e % c;
         float t[V], p[V] = {};
-        ew_load_vec<T, V>(t, table, (int64_t)ids[r] * c + k);
-        if (pos) ew_load_vec<T, V>(p, pos, r % n * c + k);
+        dice_load_vec<T, V>(t, table, (int64_t)ids[r] * c + k);
+        if (pos) dice_load_vec<T, V>(p, pos, r % n * c + k);
         for (int i = 0; i < V; i++) t[i] += p[i];
-        ew_store_vec<T, V>(out, e, t);
+        dice_store_vec<T, V>(out, e, t);
     }
 }
 

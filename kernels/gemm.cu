@@ -16,10 +16,6 @@ struct GemmDims {
     bool vec_c;         // pairs of C may be stored as one 2-element store
 };
 
-static __device__ __forceinline__ float load_out(const float *p) { return *p; }
-static __device__ __forceinline__ float load_out(const uint16_t *p) { return dice_bf16_to_f32(*p); }
-static __device__ __forceinline__ void store_out(float *p, float v) { *p = v; }
-static __device__ __forceinline__ void store_out(uint16_t *p, float v) { *p = dice_f32_to_bf16(v); }
 static __device__ __forceinline__ void store_out_pair(float *p, float v0, float v1) {
     *reinterpret_cast<float2 *>(p) = make_float2(v0, v1);
 }
@@ -34,8 +30,8 @@ static __device__ __forceinline__ void epilogue_pair(TOut *c, const TOut *bias, 
     if (row >= d.M || col >= d.N) return;
     bool both = col + 1 < d.N;
     if (bias) {
-        v0 += load_out(bias + col);
-        if (both) v1 += load_out(bias + col + 1);
+        v0 += dice_load_f32(bias, col);
+        if (both) v1 += dice_load_f32(bias, col + 1);
     }
     v0 = gemm_act_f32(d.act, v0);
     v1 = gemm_act_f32(d.act, v1);
@@ -43,8 +39,8 @@ static __device__ __forceinline__ void epilogue_pair(TOut *c, const TOut *bias, 
     if (both && d.vec_c) {
         store_out_pair(p, v0, v1);
     } else {
-        store_out(p, v0);
-        if (both) store_out(p + 1, v1);
+        dice_store_f32(p, 0, v0);
+        if (both) dice_store_f32(p, 1, v1);
     }
 }
 

@@ -5,47 +5,40 @@
 #include "kernels/gemm.h"
 #include "nn/cuda_api.h"
 
-static __device__ __forceinline__ float load_f32(const float *p, int64_t i) { return p[i]; }
-static __device__ __forceinline__ float load_f32(const uint16_t *p, int64_t i) { return dice_bf16_to_f32(p[i]); }
-static __device__ __forceinline__ void store_f32(float *p, int64_t i, float v) { p[i] = v; }
-static __device__ __forceinline__ void store_f32(uint16_t *p, int64_t i, float v) { p[i] = dice_f32_to_bf16(v); }
-
 // y = act(z), one thread per element (grid-stride).
 template <typename T>
 __global__ void act_forward_kernel(T *y, const T *z, int64_t n, GemmAct act) {
-    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
-        store_f32(y, i, gemm_act_f32(act, load_f32(z, i)));
+    DICE_GRID_STRIDE(i, n)
+        dice_store_f32(y, i, gemm_act_f32(act, dice_load_f32(z, i)));
 }
 
 // dz = dy * act'(z), one thread per element (grid-stride).
 template <typename T>
 __global__ void act_backward_kernel(T *dz, const T *dy, const T *z, int64_t n, GemmAct act) {
-    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
-        store_f32(dz, i, load_f32(dy, i) * gemm_act_grad_f32(act, load_f32(z, i)));
+    DICE_GRID_STRIDE(i, n)
+        dice_store_f32(dz, i, dice_load_f32(dy, i) * gemm_act_grad_f32(act, dice_load_f32(z, i)));
 }
 
 // db (cols) = sum over rows of dz (rows, cols). Block (32, 16) owns 32 columns: thread (x, y) sums rows
-// y, y + 16, ... of column x (coalesced across x), then the 16 partial sums are added in shared memory.
+// y, y + 16, ... of column x (coalesced across x), then the 16 partial sums are added in shared memory
+// (dynamic: static __shared__ is not emulated in templates), rows padded to 33 against bank conflicts.
 constexpr int BIAS_GRAD_ROWS = 16;
+typedef float BiasGradRow[33];
+static constexpr size_t BIAS_GRAD_SMEM = sizeof(BiasGradRow) * BIAS_GRAD_ROWS;
 template <typename T>
 __global__ void bias_grad_kernel(T *db, const T *dz, int64_t rows, int64_t cols) {
-    __shared__ float partial[BIAS_GRAD_ROWS][33];
+    DICE_DYNAMIC_SMEM(BiasGradRow, partial);  // (BIAS_GRAD_ROWS, 33)
     const int x = threadIdx.x, y = threadIdx.y;
     const int64_t col = (int64_t)blockIdx.x * 32 + x;
     float s = 0.0f;
     if (col < cols)
-        for (int64_t r = y; r < rows; r += BIAS_GRAD_ROWS) s += load_f32(dz, r * cols + col);
+        for (int64_t r = y; r < rows; r += BIAS_GRAD_ROWS) s += dice_load_f32(dz, r * cols + col);
     partial[y][x] = s;
     __syncthreads();
     if (y == 0 && col < cols) {
         for (int i = 1; i < BIAS_GRAD_ROWS; i++) s += partial[i][x];
-        store_f32(db, col, s);
+        dice_store_f32(db, col, s);
     }
-}
-
-static int elementwise_grid(int64_t n) {
-    int64_t blocks = (n + 255) / 256;
-    return (int)(blocks < 65536 ? blocks : 65536);
 }
 
 #define CHECK_CUDA_DTYPE(what, dtype)                                                                      \
@@ -58,9 +51,9 @@ extern "C" int gemm_act_forward_cuda(void *y, const void *z, int64_t n, DType dt
     if (n == 0) return 0;
     cudaStream_t s = (cudaStream_t)stream;
     if (dtype == DT_F32)
-        DICE_LAUNCH(act_forward_kernel<float>, elementwise_grid(n), 256, 0, s, (float *)y, (const float *)z, n, act);
+        DICE_LAUNCH(act_forward_kernel<float>, dice_grid_1d(n, 256), 256, 0, s, (float *)y, (const float *)z, n, act);
     else
-        DICE_LAUNCH(act_forward_kernel<uint16_t>, elementwise_grid(n), 256, 0, s, (uint16_t *)y, (const uint16_t *)z,
+        DICE_LAUNCH(act_forward_kernel<uint16_t>, dice_grid_1d(n, 256), 256, 0, s, (uint16_t *)y, (const uint16_t *)z,
                     n, act);
     CUDA_TRY(err, cudaGetLastError());
     return 0;
@@ -72,10 +65,10 @@ extern "C" int gemm_act_backward_cuda(void *dz, const void *dy, const void *z, i
     if (n == 0) return 0;
     cudaStream_t s = (cudaStream_t)stream;
     if (dtype == DT_F32)
-        DICE_LAUNCH(act_backward_kernel<float>, elementwise_grid(n), 256, 0, s, (float *)dz, (const float *)dy,
+        DICE_LAUNCH(act_backward_kernel<float>, dice_grid_1d(n, 256), 256, 0, s, (float *)dz, (const float *)dy,
                     (const float *)z, n, act);
     else
-        DICE_LAUNCH(act_backward_kernel<uint16_t>, elementwise_grid(n), 256, 0, s, (uint16_t *)dz,
+        DICE_LAUNCH(act_backward_kernel<uint16_t>, dice_grid_1d(n, 256), 256, 0, s, (uint16_t *)dz,
                     (const uint16_t *)dy, (const uint16_t *)z, n, act);
     CUDA_TRY(err, cudaGetLastError());
     return 0;
@@ -88,9 +81,11 @@ extern "C" int gemm_bias_grad_cuda(void *db, const void *dz, int64_t rows, int64
     cudaStream_t s = (cudaStream_t)stream;
     dim3 grid((unsigned)((cols + 31) / 32)), block(32, BIAS_GRAD_ROWS);
     if (dtype == DT_F32)
-        DICE_LAUNCH(bias_grad_kernel<float>, grid, block, 0, s, (float *)db, (const float *)dz, rows, cols);
+        DICE_LAUNCH(bias_grad_kernel<float>, grid, block, BIAS_GRAD_SMEM, s, (float *)db, (const float *)dz, rows,
+                    cols);
     else
-        DICE_LAUNCH(bias_grad_kernel<uint16_t>, grid, block, 0, s, (uint16_t *)db, (const uint16_t *)dz, rows, cols);
+        DICE_LAUNCH(bias_grad_kernel<uint16_t>, grid, block, BIAS_GRAD_SMEM, s, (uint16_t *)db, (const uint16_t *)dz,
+                    rows, cols);
     CUDA_TRY(err, cudaGetLastError());
     return 0;
 }

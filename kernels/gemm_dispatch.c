@@ -111,6 +111,9 @@ void gemm_handle_destroy(GemmHandle *h) {
 
 int gemm_cuda(GemmHandle *h, const GemmArgs *g, void *stream, DiceError *err) {
     DICE_CHECK(err, h, "gemm: the CUDA context has no GEMM handle (create contexts with ctx_init_cuda)");
+#ifndef DICE_CUDA
+    return DICE_FAIL(err, "gemm: this build of dice has no CUDA backend");
+#else
     // An empty sum (K = 0: C = act(bias), e.g. the weight gradient of an empty batch) is the custom
     // kernel's job in both engines, because cuBLASLt rejects K = 0.
     if (h->backend == GEMM_BACKEND_CUSTOM || g->K == 0) return gemm_custom_cuda(g, stream, err);
@@ -118,5 +121,6 @@ int gemm_cuda(GemmHandle *h, const GemmArgs *g, void *stream, DiceError *err) {
     return gemm_cublaslt(h, g, stream, err);
 #else
     return DICE_FAIL(err, "gemm: the cublaslt engine is not part of this build");
+#endif
 #endif
 }

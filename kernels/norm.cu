@@ -21,49 +21,6 @@
 
 #include <type_traits>
 
-// ---------------------------------------------------------------- element access
-// Storage types: float, and uint16_t holding bf16 bits.
-static __device__ __forceinline__ float to_f32(float v) { return v; }
-static __device__ __forceinline__ float to_f32(uint16_t v) { return dice_bf16_to_f32(v); }
-template <typename T>
-static __device__ __forceinline__ T from_f32(float v);
-template <>
-__device__ __forceinline__ float from_f32<float>(float v) { return v; }
-template <>
-__device__ __forceinline__ uint16_t from_f32<uint16_t>(float v) {
-    return __bfloat16_as_ushort(__float2bfloat16_rn(v));
-}
-
-// VEC consecutive elements as floats: one 16-byte access when VEC elements fill 16 bytes (p 16-byte
-// aligned), else scalar accesses.
-template <int VEC, typename T>
-static __device__ __forceinline__ void load_vec(const T *p, float *v) {
-    if constexpr (VEC * sizeof(T) == 16) {
-        uint4 u = *reinterpret_cast<const uint4 *>(p);
-        T e[VEC];
-        memcpy(e, &u, 16);
-#pragma unroll
-        for (int i = 0; i < VEC; i++) v[i] = to_f32(e[i]);
-    } else {
-#pragma unroll
-        for (int i = 0; i < VEC; i++) v[i] = to_f32(p[i]);
-    }
-}
-template <int VEC, typename T>
-static __device__ __forceinline__ void store_vec(T *p, const float *v) {
-    if constexpr (VEC * sizeof(T) == 16) {
-        T e[VEC];
-#pragma unroll
-        for (int i = 0; i < VEC; i++) e[i] = from_f32<T>(v[i]);
-        uint4 u;
-        memcpy(&u, e, 16);
-        *reinterpret_cast<uint4 *>(p) = u;
-    } else {
-#pragma unroll
-        for (int i = 0; i < VEC; i++) p[i] = from_f32<T>(v[i]);
-    }
-}
-
 static __device__ __forceinline__ float sigmoidf_(float z) { return 1.0f / (1.0f + __expf(-z)); }
 
 // Gradient of the affine output z: dy * silu'(z) when SiLU follows, else dy.
@@ -142,12 +99,13 @@ __global__ void group_norm_stats_kernel(float2 *partials, const T *x, GroupNormG
     const T *xc = x + ((int64_t)b * geo.S + (int64_t)chunk * geo.R) * geo.C;  // the chunk's first row
     if (c0 < geo.C) {
         float shift[VEC], s1[VEC], s2[VEC];
-        load_vec<VEC>(xc + c0, shift);
+        dice_load_vec<T, VEC>(shift, xc, c0);
 #pragma unroll
         for (int i = 0; i < VEC; i++) s1[i] = s2[i] = 0.0f;
         float v[ROW_BATCH_FWD][VEC];
         for_rows_batched<ROW_BATCH_FWD>(
-            threadIdx.y, rows, blockDim.y, [&](int r, int u) { load_vec<VEC>(xc + (int64_t)r * geo.C + c0, v[u]); },
+            threadIdx.y, rows, blockDim.y,
+            [&](int r, int u) { dice_load_vec<T, VEC>(v[u], xc, (int64_t)r * geo.C + c0); },
             [&](int, int u) {
 #pragma unroll
                 for (int i = 0; i < VEC; i++) {
@@ -168,7 +126,7 @@ __global__ void group_norm_stats_kernel(float2 *partials, const T *x, GroupNormG
         [&](int c, float &a, float &q) {  // sums of x - K -> channel mean and M2
             float m = a / n;
             q -= a * m;
-            a = to_f32(xc[c]) + m;
+            a = dice_load_f32(xc, c) + m;
         },
         [&](int g, int lane, const float *cm, const float *cm2, int cg) {  // channels (equal counts) -> group
             float s = 0.0f;
@@ -214,8 +172,8 @@ static __device__ __forceinline__ void channel_affine(float *scale, float *shift
 #pragma unroll
     for (int i = 0; i < VEC; i++) {
         const int c = c0 + i, bg = b * geo.G + c / (geo.C / geo.G);
-        scale[i] = rstd[bg] * (gamma ? to_f32(gamma[c]) : 1.0f);
-        shift[i] = (beta ? to_f32(beta[c]) : 0.0f) - mean[bg] * scale[i];
+        scale[i] = rstd[bg] * (gamma ? dice_load_f32(gamma, c) : 1.0f);
+        shift[i] = (beta ? dice_load_f32(beta, c) : 0.0f) - mean[bg] * scale[i];
     }
 }
 
@@ -229,14 +187,14 @@ __global__ void group_norm_apply_kernel(T *y, const T *x, const float *mean, con
     const int64_t base = ((int64_t)b * geo.S + (int64_t)chunk * geo.R) * geo.C + c0;
     float v[ROW_BATCH_FWD][VEC];
     for_rows_batched<ROW_BATCH_FWD>(
-        threadIdx.y, rows, blockDim.y, [&](int r, int u) { load_vec<VEC>(x + base + (int64_t)r * geo.C, v[u]); },
+        threadIdx.y, rows, blockDim.y, [&](int r, int u) { dice_load_vec<T, VEC>(v[u], x, base + (int64_t)r * geo.C); },
         [&](int r, int u) {
 #pragma unroll
             for (int i = 0; i < VEC; i++) {
                 float z = v[u][i] * scale[i] + shift[i];
                 v[u][i] = SILU ? z * sigmoidf_(z) : z;
             }
-            store_vec<VEC>(y + base + (int64_t)r * geo.C, v[u]);
+            dice_store_vec<T, VEC>(y, base + (int64_t)r * geo.C, v[u]);
         });
 }
 
@@ -257,8 +215,8 @@ __global__ void group_norm_backward_stats_kernel(float2 *partials, const T *dy, 
             const int c = c0 + i, bg = b * geo.G + c / cg;
             m[i] = mean[bg];
             r[i] = rstd[bg];
-            ga[i] = gamma ? to_f32(gamma[c]) : 1.0f;
-            be[i] = beta ? to_f32(beta[c]) : 0.0f;
+            ga[i] = gamma ? dice_load_f32(gamma, c) : 1.0f;
+            be[i] = beta ? dice_load_f32(beta, c) : 0.0f;
             p[i] = q[i] = 0.0f;
         }
         const int64_t base = ((int64_t)b * geo.S + (int64_t)chunk * geo.R) * geo.C + c0;
@@ -266,8 +224,8 @@ __global__ void group_norm_backward_stats_kernel(float2 *partials, const T *dy, 
         for_rows_batched<ROW_BATCH_BWD>(
             threadIdx.y, rows, blockDim.y,
             [&](int row, int u) {
-                load_vec<VEC>(x + base + (int64_t)row * geo.C, xv[u]);
-                load_vec<VEC>(dy + base + (int64_t)row * geo.C, dv[u]);
+                dice_load_vec<T, VEC>(xv[u], x, base + (int64_t)row * geo.C);
+                dice_load_vec<T, VEC>(dv[u], dy, base + (int64_t)row * geo.C);
             },
             [&](int, int u) {
 #pragma unroll
@@ -286,7 +244,7 @@ __global__ void group_norm_backward_stats_kernel(float2 *partials, const T *dy, 
     block_reduce_groups(
         red1, red2, geo.C, geo.G,
         [&](int c, float &a, float &q) {  // per-channel P, Q (dbeta, dgamma of this chunk) weighted by gamma
-            const float ga = gamma ? to_f32(gamma[c]) : 1.0f;
+            const float ga = gamma ? dice_load_f32(gamma, c) : 1.0f;
             a *= ga;
             q *= ga;
         },
@@ -335,8 +293,8 @@ __global__ void group_norm_backward_apply_kernel(T *dx, const T *dy, const T *x,
     for (int i = 0; i < VEC; i++) {
         const int c = c0 + i, bg = b * geo.G + c / cg;
         const float m = mean[bg], r = rstd[bg], ca = coef[bg].x, cq = coef[bg].y;
-        s1[i] = r * (gamma ? to_f32(gamma[c]) : 1.0f);
-        s0[i] = (beta ? to_f32(beta[c]) : 0.0f) - m * s1[i];
+        s1[i] = r * (gamma ? dice_load_f32(gamma, c) : 1.0f);
+        s0[i] = (beta ? dice_load_f32(beta, c) : 0.0f) - m * s1[i];
         e1[i] = -r * r * cq;
         e0[i] = r * (r * cq * m - ca);
     }
@@ -345,8 +303,8 @@ __global__ void group_norm_backward_apply_kernel(T *dx, const T *dy, const T *x,
     for_rows_batched<ROW_BATCH_BWD>(
         threadIdx.y, rows, blockDim.y,
         [&](int row, int u) {
-            load_vec<VEC>(x + base + (int64_t)row * geo.C, xv[u]);
-            load_vec<VEC>(dy + base + (int64_t)row * geo.C, dv[u]);
+            dice_load_vec<T, VEC>(xv[u], x, base + (int64_t)row * geo.C);
+            dice_load_vec<T, VEC>(dv[u], dy, base + (int64_t)row * geo.C);
         },
         [&](int row, int u) {
 #pragma unroll
@@ -354,7 +312,7 @@ __global__ void group_norm_backward_apply_kernel(T *dx, const T *dy, const T *x,
                 float dz = affine_grad<SILU>(dv[u][i], xv[u][i] * s1[i] + s0[i]);
                 dv[u][i] = s1[i] * dz + e1[i] * xv[u][i] + e0[i];
             }
-            store_vec<VEC>(dx + base + (int64_t)row * geo.C, dv[u]);
+            dice_store_vec<T, VEC>(dx, base + (int64_t)row * geo.C, dv[u]);
         });
 }
 
@@ -530,7 +488,7 @@ __global__ void layer_norm_forward_kernel(T *y, float *mean, float *rstd, const 
     float s = 0.0f;
     for (int c = lane * VEC; c < C; c += 32 * VEC) {
         float v[VEC];
-        load_vec<VEC>(xr + c, v);
+        dice_load_vec<T, VEC>(v, xr, c);
 #pragma unroll
         for (int i = 0; i < VEC; i++) s += v[i];
     }
@@ -538,18 +496,19 @@ __global__ void layer_norm_forward_kernel(T *y, float *mean, float *rstd, const 
     float q = 0.0f;
     for (int c = lane * VEC; c < C; c += 32 * VEC) {
         float v[VEC];
-        load_vec<VEC>(xr + c, v);
+        dice_load_vec<T, VEC>(v, xr, c);
 #pragma unroll
         for (int i = 0; i < VEC; i++) q += (v[i] - m) * (v[i] - m);
     }
     const float r = rsqrtf(dice_warp_sum(q) / (float)C + eps);
     for (int c = lane * VEC; c < C; c += 32 * VEC) {
         float v[VEC];
-        load_vec<VEC>(xr + c, v);
+        dice_load_vec<T, VEC>(v, xr, c);
 #pragma unroll
         for (int i = 0; i < VEC; i++)
-            v[i] = (v[i] - m) * r * (gamma ? to_f32(gamma[c + i]) : 1.0f) + (beta ? to_f32(beta[c + i]) : 0.0f);
-        store_vec<VEC>(y + row * C + c, v);
+            v[i] = (v[i] - m) * r * (gamma ? dice_load_f32(gamma, c + i) : 1.0f) +
+                   (beta ? dice_load_f32(beta, c + i) : 0.0f);
+        dice_store_vec<T, VEC>(y, row * C + c, v);
     }
     if (lane == 0) {
         mean[row] = m;
@@ -568,11 +527,11 @@ __global__ void layer_norm_backward_kernel(T *dx, const T *dy, const T *x, const
     float a = 0.0f, q = 0.0f;
     for (int c = lane * VEC; c < C; c += 32 * VEC) {
         float xv[VEC], dv[VEC];
-        load_vec<VEC>(xr + c, xv);
-        load_vec<VEC>(dyr + c, dv);
+        dice_load_vec<T, VEC>(xv, xr, c);
+        dice_load_vec<T, VEC>(dv, dyr, c);
 #pragma unroll
         for (int i = 0; i < VEC; i++) {
-            float gd = dv[i] * (gamma ? to_f32(gamma[c + i]) : 1.0f);
+            float gd = dv[i] * (gamma ? dice_load_f32(gamma, c + i) : 1.0f);
             a += gd;
             q += gd * (xv[i] - m) * r;
         }
@@ -581,12 +540,12 @@ __global__ void layer_norm_backward_kernel(T *dx, const T *dy, const T *x, const
     q = dice_warp_sum(q) / (float)C;
     for (int c = lane * VEC; c < C; c += 32 * VEC) {
         float xv[VEC], dv[VEC];
-        load_vec<VEC>(xr + c, xv);
-        load_vec<VEC>(dyr + c, dv);
+        dice_load_vec<T, VEC>(xv, xr, c);
+        dice_load_vec<T, VEC>(dv, dyr, c);
 #pragma unroll
         for (int i = 0; i < VEC; i++)
-            dv[i] = r * (dv[i] * (gamma ? to_f32(gamma[c + i]) : 1.0f) - a - (xv[i] - m) * r * q);
-        store_vec<VEC>(dx + row * C + c, dv);
+            dv[i] = r * (dv[i] * (gamma ? dice_load_f32(gamma, c + i) : 1.0f) - a - (xv[i] - m) * r * q);
+        dice_store_vec<T, VEC>(dx, row * C + c, dv);
     }
 }
 

@@ -6,11 +6,7 @@
 #include "nn/cuda_api.h"
 
 enum { REDUCE_THREADS = 256, REDUCE_BLOCKS = REDUCE_PARTIALS };
-
-__device__ __forceinline__ float load_elem(const float *p, int64_t i) { return p[i]; }
-__device__ __forceinline__ float load_elem(const uint16_t *p, int64_t i) { return dice_bf16_to_f32(p[i]); }
-__device__ __forceinline__ void store_elem(float *p, int64_t i, float v) { p[i] = v; }
-__device__ __forceinline__ void store_elem(uint16_t *p, int64_t i, float v) { p[i] = dice_f32_to_bf16(v); }
+static constexpr size_t REDUCE_PARTIALS_SMEM = REDUCE_THREADS / 32 * sizeof(float);  // a float per warp
 
 __device__ __forceinline__ float reduce_term(ReduceKind kind, float a, float b) {
     float d = a - b;
@@ -36,10 +32,10 @@ __device__ float block_sum(float v, float *shared) {
 // Stage 1: partials[blockIdx.x] = sum of the terms of a grid-stride slice.
 template <typename T>
 __global__ void reduce_partials_kernel(float *partials, const T *a, const T *b, int64_t n, ReduceKind kind) {
-    __shared__ float shared[REDUCE_THREADS / 32];
+    DICE_DYNAMIC_SMEM(float, shared);  // REDUCE_PARTIALS_SMEM (a template: static __shared__ is not emulated)
     float s = 0.0f;
-    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
-        s += reduce_term(kind, load_elem(a, i), kind == REDUCE_SUM ? 0.0f : load_elem(b, i));
+    DICE_GRID_STRIDE(i, n)
+        s += reduce_term(kind, dice_load_f32(a, i), kind == REDUCE_SUM ? 0.0f : dice_load_f32(b, i));
     s = block_sum(s, shared);
     if (threadIdx.x == 0) partials[blockIdx.x] = s;
 }
@@ -57,36 +53,32 @@ template <typename T>
 __global__ void reduce_backward_kernel(T *da, T *db, const float *grad_out, const T *a, const T *b, int64_t n,
                                        ReduceKind kind, float scale) {
     float g = *grad_out * scale;
-    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
-        float d = g * reduce_term_grad(kind, load_elem(a, i), kind == REDUCE_SUM ? 0.0f : load_elem(b, i));
-        if (da) store_elem(da, i, d);
-        if (db) store_elem(db, i, -d);
+    DICE_GRID_STRIDE(i, n) {
+        float d = g * reduce_term_grad(kind, dice_load_f32(a, i), kind == REDUCE_SUM ? 0.0f : dice_load_f32(b, i));
+        if (da) dice_store_f32(da, i, d);
+        if (db) dice_store_f32(db, i, -d);
     }
 }
 
 template <typename T>
 __global__ void sum_dim_kernel(T *out, const T *x, int64_t outer, int64_t n, int64_t inner) {
-    for (int64_t o = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; o < outer * inner; o += (int64_t)gridDim.x * blockDim.x) {
+    DICE_GRID_STRIDE(o, outer * inner) {
         int64_t i = o / inner, j = o % inner;
         float s = 0.0f;
-        for (int64_t k = 0; k < n; k++) s += load_elem(x, (i * n + k) * inner + j);
-        store_elem(out, o, s);
+        for (int64_t k = 0; k < n; k++) s += dice_load_f32(x, (i * n + k) * inner + j);
+        dice_store_f32(out, o, s);
     }
 }
 
 template <typename T>
 __global__ void sum_dim_backward_kernel(T *dx, const T *grad_out, int64_t outer, int64_t n, int64_t inner) {
-    for (int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; e < outer * n * inner;
-         e += (int64_t)gridDim.x * blockDim.x) {
+    DICE_GRID_STRIDE(e, outer * n * inner) {
         int64_t i = e / (n * inner), j = e % inner;
-        store_elem(dx, e, load_elem(grad_out, i * inner + j));
+        dice_store_f32(dx, e, dice_load_f32(grad_out, i * inner + j));
     }
 }
 
-static int grid_for(int64_t n) {
-    int64_t blocks = (n + REDUCE_THREADS - 1) / REDUCE_THREADS;
-    return (int)(blocks < 1 ? 1 : blocks < 65536 ? blocks : 65536);
-}
+static int grid_for(int64_t n) { return dice_grid_1d(n, REDUCE_THREADS); }
 
 static int check_cuda_dtypes(DType dtype, DType out_dtype, DiceError *err) {
     DICE_CHECK(err, dtype == DT_F32 || dtype == DT_BF16, "reduce (CUDA): dtype %s is not supported (f32, bf16)",
@@ -102,11 +94,11 @@ extern "C" int reduce_full_cuda(void *out, DType out_dtype, const void *a, const
     float *partials = workspace;
     int blocks = grid_for(n) < REDUCE_BLOCKS ? grid_for(n) : REDUCE_BLOCKS;
     if (dtype == DT_F32)
-        DICE_LAUNCH((reduce_partials_kernel<float>), blocks, REDUCE_THREADS, 0, s, partials, (const float *)a,
-                    (const float *)b, n, kind);
+        DICE_LAUNCH((reduce_partials_kernel<float>), blocks, REDUCE_THREADS, REDUCE_PARTIALS_SMEM, s, partials,
+                    (const float *)a, (const float *)b, n, kind);
     else
-        DICE_LAUNCH((reduce_partials_kernel<uint16_t>), blocks, REDUCE_THREADS, 0, s, partials, (const uint16_t *)a,
-                    (const uint16_t *)b, n, kind);
+        DICE_LAUNCH((reduce_partials_kernel<uint16_t>), blocks, REDUCE_THREADS, REDUCE_PARTIALS_SMEM, s, partials,
+                    (const uint16_t *)a, (const uint16_t *)b, n, kind);
     CUDA_TRY(err, cudaGetLastError());
     DICE_LAUNCH(reduce_final_kernel, 1, REDUCE_THREADS, 0, s, (float *)out, partials, blocks, (float)scale);
     CUDA_TRY(err, cudaGetLastError());

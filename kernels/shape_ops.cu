@@ -10,7 +10,7 @@ template <typename T, int V>
 static __global__ void copy_columns_kernel(T *dst, int64_t dst_cols, const T *src, int64_t src_cols, int64_t rows,
                                     int64_t width) {
     int64_t wv = width / V;
-    EW_GRID_STRIDE(v, rows * wv) {
+    DICE_GRID_STRIDE(v, rows * wv) {
         int64_t r = v / wv, c = v % wv * V;
         ew_copy_vec<T, V>(dst, r * dst_cols + c, src, r * src_cols + c);
     }
@@ -19,7 +19,7 @@ static __global__ void copy_columns_kernel(T *dst, int64_t dst_cols, const T *sr
 // x (B, H, W, C) -> y (B, 2H, 2W, C); V elements along C per thread.
 template <typename T, int V>
 static __global__ void upsample2x_kernel(T *y, const T *x, int64_t b, int64_t h, int64_t w, int64_t c) {
-    EW_GRID_STRIDE(v, b * 4 * h * w * c / V) {
+    DICE_GRID_STRIDE(v, b * 4 * h * w * c / V) {
         int64_t e = v * V, ci = e % c, p = e / c, j = p % (2 * w), i = p / (2 * w) % (2 * h), bi = p / (4 * h * w);
         ew_copy_vec<T, V>(y, e, x, ((bi * h + i / 2) * w + j / 2) * c + ci);
     }
@@ -28,18 +28,18 @@ static __global__ void upsample2x_kernel(T *y, const T *x, int64_t b, int64_t h,
 // dx (B, H, W, C) = sum of the 2x2 block of dy (B, 2H, 2W, C) above each pixel.
 template <typename T, int V>
 static __global__ void upsample2x_backward_kernel(T *dx, const T *dy, int64_t b, int64_t h, int64_t w, int64_t c) {
-    EW_GRID_STRIDE(v, b * h * w * c / V) {
+    DICE_GRID_STRIDE(v, b * h * w * c / V) {
         int64_t e = v * V, ci = e % c, p = e / c, j = p % w, i = p / w % h, bi = p / (h * w);
         int64_t top = ((bi * 2 * h + 2 * i) * 2 * w + 2 * j) * c + ci, bottom = top + 2 * w * c;
         float s[V], t[V];
-        ew_load_vec<T, V>(s, dy, top);
-        ew_load_vec<T, V>(t, dy, top + c);
+        dice_load_vec<T, V>(s, dy, top);
+        dice_load_vec<T, V>(t, dy, top + c);
         for (int k = 0; k < V; k++) s[k] += t[k];
-        ew_load_vec<T, V>(t, dy, bottom);
+        dice_load_vec<T, V>(t, dy, bottom);
         for (int k = 0; k < V; k++) s[k] += t[k];
-        ew_load_vec<T, V>(t, dy, bottom + c);
+        dice_load_vec<T, V>(t, dy, bottom + c);
         for (int k = 0; k < V; k++) s[k] += t[k];
-        ew_store_vec<T, V>(dx, e, s);
+        dice_store_vec<T, V>(dx, e, s);
     }
 }
 

@@ -16,6 +16,11 @@ typedef struct DiceCommand {
 
 extern const DiceCommand cmd_inspect;  // nn/cmd_inspect.c
 extern const DiceCommand cmd_demo;     // nn/cmd_demo.c
+extern const DiceCommand cmd_prep;     // nn/cmd_prep.c
+extern const DiceCommand cmd_inspect_embeddings;  // nn/cmd_inspect_embeddings.c
+extern const DiceCommand cmd_train;    // nn/cmd_train.c
+extern const DiceCommand cmd_sample;   // nn/cmd_sample.c
+extern const DiceCommand cmd_run;      // nn/cmd_run.c
 
 #ifdef __cplusplus
 }

@@ -48,6 +48,10 @@ void test_cleanup_tmpdir(void);
 int test_run(TestCtx *tc, const char *const *argv, char *out, size_t outsize, char *errout, size_t errsize);
 // Path of the dice program under test ($DICE_BIN, set by the Makefile; default build/dice).
 const char *test_dice_bin(TestCtx *tc);
+// The f32 tensor `name` of numel elements in a golden file opened with st_open (nn/safetensors.h), or NULL after
+// failing the test when it is missing or malformed.
+struct StFile;
+const float *test_golden_f32(TestCtx *tc, const struct StFile *f, const char *name, int64_t numel);
 
 // Small deterministic generator for test inputs (splitmix64); seed it from tc->seed.
 static inline uint64_t test_rand_u64(uint64_t *state) {

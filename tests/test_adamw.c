@@ -9,15 +9,6 @@
 
 enum { N_PARAMS = 2, N_STEPS = 6 };
 
-static const float *golden(TestCtx *tc, const StFile *f, const char *name, int64_t numel) {
-    const StTensorInfo *t = st_find(f, name);
-    if (!t || t->dtype != DT_F32 || st_numel(t) != numel) {
-        test_fail(tc, __FILE__, __LINE__, "golden tensor %s missing or malformed", name);
-        return NULL;
-    }
-    return t->data;
-}
-
 // Runs the golden trajectory on `device`; every step's parameters must match PyTorch's.
 static void run_trajectory(TestCtx *tc, Device device) {
     StFile f;
@@ -36,7 +27,7 @@ static void run_trajectory(TestCtx *tc, Device device) {
         list[i] = &params[i];
         CHECK_OK(param_init(&params[i], i ? "p1" : "p0", &persistent, ndims[i], shapes[i], &tc->err));
         snprintf(name, sizeof name, "p%d/init", i);
-        const float *init = golden(tc, &f, name, tensor_numel(&params[i].value));
+        const float *init = test_golden_f32(tc, &f, name, tensor_numel(&params[i].value));
         if (!init) return;
         Tensor src;
         CHECK_OK(tensor_wrap(&src, (void *)init, DT_F32, DEV_CPU, ndims[i], shapes[i], &tc->err));
@@ -48,7 +39,7 @@ static void run_trajectory(TestCtx *tc, Device device) {
     for (int k = 1; k <= N_STEPS; k++) {
         for (int i = 0; i < N_PARAMS; i++) {
             snprintf(name, sizeof name, "p%d/grad%d", i, k);
-            const float *g = golden(tc, &f, name, tensor_numel(&params[i].grad));
+            const float *g = test_golden_f32(tc, &f, name, tensor_numel(&params[i].grad));
             if (!g) return;
             Tensor src;
             CHECK_OK(tensor_wrap(&src, (void *)g, DT_F32, DEV_CPU, ndims[i], shapes[i], &tc->err));
@@ -59,7 +50,7 @@ static void run_trajectory(TestCtx *tc, Device device) {
         for (int i = 0; i < N_PARAMS; i++) {
             snprintf(name, sizeof name, "p%d/after%d", i, k);
             int64_t n = tensor_numel(&params[i].value);
-            const float *want = golden(tc, &f, name, n);
+            const float *want = test_golden_f32(tc, &f, name, n);
             if (!want) return;
             Tensor got;
             arena_reset(&host);

@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "gradcheck.h"
+#include "cuda_parity.h"
 #include "kernels/attention.h"
 #include "nn/cuda_api.h"
 #include "nn/op_attention.h"
@@ -166,28 +166,11 @@ typedef struct CudaCase {
     bool need_q, need_k, need_v;   // which inputs require a gradient
 } CudaCase;
 
-// Fill the free part of every chunk of a device arena with 0xFF bytes (NaN in bf16 / f32), so outputs
-// that a kernel skips show up, on a real GPU too.
-static int poison_arena(Arena *a, DiceError *err) {
-    for (ArenaChunk *c = a->chunks; c; c = c->next)
-        CUDA_TRY(err, cudaMemset(c->base + c->used, 0xff, c->size - c->used));
-    return 0;
-}
-
-// Random values exactly representable in bf16, in [-2, 2), as an f32 host tensor.
-static int random_bf16_values(Arena *host, Tensor *t, int ndim, const int64_t *shape, uint64_t *rng, DiceError *err) {
-    DICE_TRY(arena_tensor(host, t, DT_F32, ndim, shape, err));
-    float *p = t->data;
-    for (int64_t i = 0; i < tensor_numel(t); i++)
-        p[i] = dice_bf16_to_f32(dice_f32_to_bf16(test_rand_uniform(rng, -2, 2)));
-    return 0;
-}
-
 // Runs one case on the CPU (f32) and CUDA (bf16) and compares out, dq, dk, dv.
-static void run_cuda_case(TestCtx *tc, const CudaCase *cc, DiceCtx *cpu, DiceCtx *gpu, Arena *host, Arena *dev,
-                          uint64_t *rng) {
-    arena_reset(host);
-    arena_reset(dev);
+static void run_cuda_case(TestCtx *tc, const CudaCase *cc, CudaTestEnv *e, uint64_t *rng) {
+    DiceCtx *gpu = &e->gpu;
+    Arena *host = &e->host, *dev = &e->dev;
+    cuda_env_reset(e);
     const int B = cc->B, C = cc->H * cc->D;
     const float scale = 1.0f / sqrtf((float)cc->D);
     char what[160];
@@ -197,7 +180,7 @@ static void run_cuda_case(TestCtx *tc, const CudaCase *cc, DiceCtx *cpu, DiceCtx
     Tensor hq, hk, hv, hdo, dq_, dk_, dv_, dfused, hfused, hmask, dmask;
     int64_t qs[3] = {B, cc->nq, C}, ks[3] = {B, cc->nk, C}, fs[3] = {B, cc->nq, 3 * C};
     if (cc->fused_qkv) {
-        CHECK_OK(random_bf16_values(host, &hfused, 3, fs, rng, &tc->err));
+        CHECK_OK(cuda_env_random(e, 3, fs, -2, 2, DT_BF16, rng, &hfused, NULL, &tc->err));
         CHECK_OK(tensor_narrow(&hq, &hfused, 2, 0, C, &tc->err));
         CHECK_OK(tensor_narrow(&hk, &hfused, 2, C, C, &tc->err));
         CHECK_OK(tensor_narrow(&hv, &hfused, 2, 2 * C, C, &tc->err));
@@ -206,14 +189,14 @@ static void run_cuda_case(TestCtx *tc, const CudaCase *cc, DiceCtx *cpu, DiceCtx
         CHECK_OK(tensor_narrow(&dk_, &dfused, 2, C, C, &tc->err));
         CHECK_OK(tensor_narrow(&dv_, &dfused, 2, 2 * C, C, &tc->err));
     } else {
-        CHECK_OK(random_bf16_values(host, &hq, 3, qs, rng, &tc->err));
-        CHECK_OK(random_bf16_values(host, &hk, 3, ks, rng, &tc->err));
-        CHECK_OK(random_bf16_values(host, &hv, 3, ks, rng, &tc->err));
+        CHECK_OK(cuda_env_random(e, 3, qs, -2, 2, DT_BF16, rng, &hq, NULL, &tc->err));
+        CHECK_OK(cuda_env_random(e, 3, ks, -2, 2, DT_BF16, rng, &hk, NULL, &tc->err));
+        CHECK_OK(cuda_env_random(e, 3, ks, -2, 2, DT_BF16, rng, &hv, NULL, &tc->err));
         CHECK_OK(tensor_to(gpu, dev, &dq_, &hq, DT_BF16, &tc->err));
         CHECK_OK(tensor_to(gpu, dev, &dk_, &hk, DT_BF16, &tc->err));
         CHECK_OK(tensor_to(gpu, dev, &dv_, &hv, DT_BF16, &tc->err));
     }
-    CHECK_OK(random_bf16_values(host, &hdo, 3, qs, rng, &tc->err));
+    CHECK_OK(cuda_env_random(e, 3, qs, -2, 2, DT_BF16, rng, &hdo, NULL, &tc->err));
     const Tensor *mask_cpu = NULL, *mask_gpu = NULL;
     if (cc->mask) {  // batch 0 keeps roughly two keys in three; the last batch keeps none
         int64_t ms[2] = {B, cc->nk};
@@ -224,10 +207,10 @@ static void run_cuda_case(TestCtx *tc, const CudaCase *cc, DiceCtx *cpu, DiceCtx
         mask_cpu = &hmask;
         mask_gpu = &dmask;
     }
-    CHECK_OK(poison_arena(dev, &tc->err));  // everything the op allocates from here on starts as NaN
+    CHECK_OK(test_poison_arena(dev, &tc->err));  // everything the op allocates from here on starts as NaN
 
     Graph gc, gg;
-    CHECK_OK(graph_init(&gc, cpu, host, &tc->err));
+    CHECK_OK(graph_init(&gc, &e->cpu, host, &tc->err));
     CHECK_OK(graph_init(&gg, gpu, dev, &tc->err));
     Var *cq, *ck, *cv, *gq, *gk, *gv, *cout, *gout;
     CHECK_OK(graph_leaf(&gc, &cq, &hq, cc->need_q, &tc->err));
@@ -238,11 +221,10 @@ static void run_cuda_case(TestCtx *tc, const CudaCase *cc, DiceCtx *cpu, DiceCtx
     CHECK_OK(graph_leaf(&gg, &gv, &dv_, cc->need_v, &tc->err));
     CHECK_OK(op_attention(&gc, &cout, cq, ck, cv, cc->H, scale, cc->causal, mask_cpu, &tc->err));
     CHECK_OK(op_attention(&gg, &gout, gq, gk, gv, cc->H, scale, cc->causal, mask_gpu, &tc->err));
-    Tensor got;
-    CHECK_OK(tensor_to(gpu, host, &got, &gout->value, DT_F32, &tc->err));
     // bf16 output (relative rounding 2^-9) and P rounded to bf16 before P V: ~2e-3 in norm.
-    double e = test_rel_err_f32(got.data, cout->value.data, (size_t)tensor_numel(&got));
-    CHECK_MSG(e <= 1e-2, "%s: forward relative error %.3g > 1e-2", what, e);
+    double rel;
+    CHECK_OK(cuda_env_rel_err(e, &gout->value, &cout->value, &rel, &tc->err));
+    CHECK_MSG(rel <= 1e-2, "%s: forward relative error %.3g > 1e-2", what, rel);
 
     Tensor ddo;
     CHECK_OK(tensor_to(gpu, dev, &ddo, &hdo, DT_BF16, &tc->err));
@@ -253,27 +235,20 @@ static void run_cuda_case(TestCtx *tc, const CudaCase *cc, DiceCtx *cpu, DiceCtx
     for (int i = 0; i < 3; i++) {
         CHECK_MSG(!gvars[i]->grad.data == !gvars[i]->requires_grad, "%s: %s present iff required", what, names[i]);
         if (!gvars[i]->requires_grad) continue;
-        CHECK_OK(tensor_to(gpu, host, &got, &gvars[i]->grad, DT_F32, &tc->err));
         // P and dS rounded to bf16 for the tensor cores, bf16 gradients: ~3e-3 in norm.
-        e = test_rel_err_f32(got.data, cvars[i]->grad.data, (size_t)tensor_numel(&got));
-        CHECK_MSG(e <= 1e-2, "%s: %s relative error %.3g > 1e-2", what, names[i], e);
+        CHECK_OK(cuda_env_rel_err(e, &gvars[i]->grad, &cvars[i]->grad, &rel, &tc->err));
+        CHECK_MSG(rel <= 1e-2, "%s: %s relative error %.3g > 1e-2", what, names[i], rel);
     }
     graph_free(&gc);
     graph_free(&gg);
 }
 
 static void run_cuda_cases(TestCtx *tc, const CudaCase *cases, int n) {
-    DiceCtx cpu, gpu;
-    ctx_init_cpu(&cpu);
-    CHECK_OK(ctx_init_cuda(&gpu, 0, &tc->err));
-    Arena host, dev;
-    CHECK_OK(arena_init(&host, "host", DEV_CPU, 1 << 20, 0, &tc->err));
-    CHECK_OK(arena_init(&dev, "device", DEV_CUDA, 1 << 22, 0, &tc->err));
+    CudaTestEnv e;
+    CHECK_OK(cuda_env_init(&e, 1 << 20, 1 << 22, &tc->err));
     uint64_t rng = tc->seed;
-    for (int i = 0; i < n && !tc->failed; i++) run_cuda_case(tc, &cases[i], &cpu, &gpu, &host, &dev, &rng);
-    arena_free(&host);
-    arena_free(&dev);
-    ctx_free(&gpu);
+    for (int i = 0; i < n && !tc->failed; i++) run_cuda_case(tc, &cases[i], &e, &rng);
+    cuda_env_free(&e);
 }
 
 // Head dims on the padded-tile path (40 -> 48, 24 -> 32, 8 -> 16) and exact ones (64), ragged N.

@@ -1,7 +1,7 @@
 // tests/test_autograd.c — the tape (recording rules, fan-out, no-grad, parameters and gradient
 // accumulation) and the reduction / loss / cast ops: gradient checks in f64 on the CPU, and the CUDA
 // kernels (emulated or real) against the CPU.
-#include "gradcheck.h"
+#include "cuda_parity.h"
 #include "kernels/reduce.h"
 #include "nn/cuda_api.h"
 #include "nn/op_reduce.h"
@@ -144,24 +144,19 @@ DICE_TEST(autograd_cast_round_trip) {
 // The loss of DICE on CUDA: forward value and gradients against the CPU, f32 and bf16 storage,
 // ragged sizes (not multiples of the block), outputs poisoned by the emulator's allocator.
 DICE_CUDA_TEST(autograd_losses_cuda_match_cpu) {
-    DiceCtx cpu, gpu;
-    ctx_init_cpu(&cpu);
-    CHECK_OK(ctx_init_cuda(&gpu, 0, &tc->err));
-    Arena host, dev;
-    CHECK_OK(arena_init(&host, "host", DEV_CPU, 1 << 20, 0, &tc->err));
-    CHECK_OK(arena_init(&dev, "device", DEV_CUDA, 1 << 20, 0, &tc->err));
+    CudaTestEnv e;
+    CHECK_OK(cuda_env_init(&e, 1 << 20, 1 << 20, &tc->err));
     uint64_t rng = tc->seed;
     const int64_t sizes[3] = {1, 1000, 70001};
     const DType types[2] = {DT_F32, DT_BF16};
     for (int si = 0; si < 3; si++)
         for (int ti = 0; ti < 2; ti++)
             for (int kind = 0; kind < 3; kind++) {
-                arena_reset(&host);
-                arena_reset(&dev);
+                cuda_env_reset(&e);
                 int64_t n = sizes[si];
                 Tensor a32, b32, a, b, da, db;
-                CHECK_OK(arena_tensor(&host, &a32, DT_F32, 1, &n, &tc->err));
-                CHECK_OK(arena_tensor(&host, &b32, DT_F32, 1, &n, &tc->err));
+                CHECK_OK(arena_tensor(&e.host, &a32, DT_F32, 1, &n, &tc->err));
+                CHECK_OK(arena_tensor(&e.host, &b32, DT_F32, 1, &n, &tc->err));
                 float *pa = a32.data, *pb = b32.data;
                 for (int64_t i = 0; i < n; i++) {
                     pa[i] = test_rand_uniform(&rng, -3, 3);
@@ -169,15 +164,13 @@ DICE_CUDA_TEST(autograd_losses_cuda_match_cpu) {
                 }
                 // Round through the storage dtype so CPU and CUDA see the same values.
                 Tensor as, bs;
-                CHECK_OK(tensor_to(&cpu, &host, &as, &a32, types[ti], &tc->err));
-                CHECK_OK(tensor_to(&cpu, &host, &bs, &b32, types[ti], &tc->err));
-                CHECK_OK(tensor_copy(&cpu, &a32, &as, &tc->err));
-                CHECK_OK(tensor_copy(&cpu, &b32, &bs, &tc->err));
-                CHECK_OK(tensor_to(&gpu, &dev, &a, &as, types[ti], &tc->err));
-                CHECK_OK(tensor_to(&gpu, &dev, &b, &bs, types[ti], &tc->err));
+                CHECK_OK(test_round_to(&e.cpu, &e.host, &a32, types[ti], &as, &tc->err));
+                CHECK_OK(test_round_to(&e.cpu, &e.host, &b32, types[ti], &bs, &tc->err));
+                CHECK_OK(tensor_to(&e.gpu, &e.dev, &a, &as, types[ti], &tc->err));
+                CHECK_OK(tensor_to(&e.gpu, &e.dev, &b, &bs, types[ti], &tc->err));
                 Graph gc, gg;
-                CHECK_OK(graph_init(&gc, &cpu, &host, &tc->err));
-                CHECK_OK(graph_init(&gg, &gpu, &dev, &tc->err));
+                CHECK_OK(graph_init(&gc, &e.cpu, &e.host, &tc->err));
+                CHECK_OK(graph_init(&gg, &e.gpu, &e.dev, &tc->err));
                 Var *ca, *cb, *ga, *gb, *cl, *gl;
                 CHECK_OK(graph_leaf(&gc, &ca, &a32, true, &tc->err));
                 CHECK_OK(graph_leaf(&gc, &cb, &b32, true, &tc->err));
@@ -197,26 +190,24 @@ DICE_CUDA_TEST(autograd_losses_cuda_match_cpu) {
                 CHECK_OK(graph_backward(&gc, cl, &tc->err));
                 CHECK_OK(graph_backward(&gg, gl, &tc->err));
                 Tensor loss_back;
-                CHECK_OK(tensor_to(&gpu, &host, &loss_back, &gl->value, DT_F32, &tc->err));
+                CHECK_OK(tensor_to(&e.gpu, &e.host, &loss_back, &gl->value, DT_F32, &tc->err));
                 // fp32 sums of up to 7e4 terms in a different order: relative error well under 1e-5.
                 float want = *(float *)cl->value.data, got = *(float *)loss_back.data;
                 CHECK_MSG(fabs(got - want) <= 1e-5 * fabs(want) + 1e-6, "kind %d n %lld %s: loss %.9g vs CPU %.9g",
                           kind, (long long)n, dtype_name(types[ti]), got, want);
-                CHECK_OK(tensor_to(&gpu, &host, &da, &ga->grad, DT_F32, &tc->err));
+                CHECK_OK(tensor_to(&e.gpu, &e.host, &da, &ga->grad, DT_F32, &tc->err));
                 // Elementwise gradients: the CPU twin computes in double and rounds once, CUDA rounds
                 // 2-3 times in fp32 (relative <= ~4e-7); bf16 storage rounds to 8 bits (2^-8 = 4e-3).
                 double tol = types[ti] == DT_F32 ? 1e-6 : 4e-3;
                 CHECK_REL_ERR((float *)da.data, (float *)ca->grad.data, (size_t)n, tol);
                 if (kind > 0) {
-                    CHECK_OK(tensor_to(&gpu, &host, &db, &gb->grad, DT_F32, &tc->err));
+                    CHECK_OK(tensor_to(&e.gpu, &e.host, &db, &gb->grad, DT_F32, &tc->err));
                     CHECK_REL_ERR((float *)db.data, (float *)cb->grad.data, (size_t)n, tol);
                 }
                 graph_free(&gc);
                 graph_free(&gg);
             }
-    arena_free(&host);
-    arena_free(&dev);
-    ctx_free(&gpu);
+    cuda_env_free(&e);
 }
 
 // A block of three ops (cast, two sums over dim 0) whose intermediates checkpointing must drop.

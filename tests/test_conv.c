@@ -389,26 +389,20 @@ DICE_CUDA_TEST(conv_backend_choice) {
 
 // conv_weight_from_oihw on the device: f32 (Cout, Cin, kh, kw) -> bf16 (Cout, kh, kw, Cin), as at load time.
 DICE_CUDA_TEST(conv_weight_from_oihw_on_cuda) {
-    DiceCtx cpu, gpu;
-    ctx_init_cpu(&cpu);
-    CHECK_OK(ctx_init_cuda(&gpu, 0, &tc->err));
-    Arena host, dev;
-    CHECK_OK(arena_init(&host, "host", DEV_CPU, 1 << 20, 0, &tc->err));
-    CHECK_OK(arena_init(&dev, "device", DEV_CUDA, 1 << 20, 0, &tc->err));
+    CudaTestEnv e;
+    CHECK_OK(cuda_env_init(&e, 1 << 20, 1 << 20, &tc->err));
     uint64_t rng = tc->seed;
     Tensor src, src_dev, want, want_bf16, got_dev, got;
     int64_t oihw[4] = {5, 3, 3, 2}, ohwi[4] = {5, 3, 2, 3};
-    CHECK_OK(test_random_f32(&host, &src, 4, oihw, -1, 1, &rng, &tc->err));
-    CHECK_OK(tensor_to(&gpu, &dev, &src_dev, &src, DT_F32, &tc->err));
-    CHECK_OK(arena_tensor(&dev, &got_dev, DT_BF16, 4, ohwi, &tc->err));
+    CHECK_OK(test_random_f32(&e.host, &src, 4, oihw, -1, 1, &rng, &tc->err));
+    CHECK_OK(tensor_to(&e.gpu, &e.dev, &src_dev, &src, DT_F32, &tc->err));
+    CHECK_OK(arena_tensor(&e.dev, &got_dev, DT_BF16, 4, ohwi, &tc->err));
     CHECK(cudaMemset(got_dev.data, 0xff, tensor_nbytes(&got_dev)) == cudaSuccess);
-    CHECK_OK(conv_weight_from_oihw(&gpu, &got_dev, &src_dev, &tc->err));
-    CHECK_OK(tensor_to(&gpu, &host, &got, &got_dev, DT_BF16, &tc->err));
-    CHECK_OK(arena_tensor(&host, &want, DT_F32, 4, ohwi, &tc->err));
-    CHECK_OK(conv_weight_from_oihw(&cpu, &want, &src, &tc->err));
-    CHECK_OK(tensor_to(&cpu, &host, &want_bf16, &want, DT_BF16, &tc->err));
+    CHECK_OK(conv_weight_from_oihw(&e.gpu, &got_dev, &src_dev, &tc->err));
+    CHECK_OK(tensor_to(&e.gpu, &e.host, &got, &got_dev, DT_BF16, &tc->err));
+    CHECK_OK(arena_tensor(&e.host, &want, DT_F32, 4, ohwi, &tc->err));
+    CHECK_OK(conv_weight_from_oihw(&e.cpu, &want, &src, &tc->err));
+    CHECK_OK(tensor_to(&e.cpu, &e.host, &want_bf16, &want, DT_BF16, &tc->err));
     CHECK(!memcmp(got.data, want_bf16.data, tensor_nbytes(&got)));
-    arena_free(&host);
-    arena_free(&dev);
-    ctx_free(&gpu);
+    cuda_env_free(&e);
 }

@@ -1,11 +1,11 @@
 // tests/test_copy.c — dtype conversions and tensor copies on the CPU and (emulated or real) CUDA.
 #include <stdlib.h>
 
+#include "cuda_parity.h"
 #include "nn/arena.h"
 #include "nn/convert_elem.h"
 #include "nn/cuda_api.h"
 #include "nn/tensor_copy.h"
-#include "test.h"
 
 // Reference for f32 -> bf16: the nearer of the two bf16 neighbours, ties to the even one.
 static uint16_t bf16_reference(float f) {
@@ -122,12 +122,8 @@ static void fill_random(void *p, DType dt, int64_t n, uint64_t *rng) {
 // CUDA strided conversion kernel against the CPU copy, bitwise, for every dtype pair, on ragged
 // shapes with permuted and narrowed sources; destination memory poisoned first.
 DICE_CUDA_TEST(copy_cuda_matches_cpu_bitwise) {
-    DiceCtx cpu, gpu;
-    ctx_init_cpu(&cpu);
-    CHECK_OK(ctx_init_cuda(&gpu, 0, &tc->err));
-    Arena host, dev;
-    CHECK_OK(arena_init(&host, "host", DEV_CPU, 1 << 20, 0, &tc->err));
-    CHECK_OK(arena_init(&dev, "device", DEV_CUDA, 1 << 20, 0, &tc->err));
+    CudaTestEnv e;
+    CHECK_OK(cuda_env_init(&e, 1 << 20, 1 << 20, &tc->err));
     const DType types[] = {DT_F64, DT_F32, DT_F16, DT_BF16, DT_I64, DT_I32, DT_I16, DT_I8, DT_U8, DT_BOOL};
     const int ntypes = (int)(sizeof types / sizeof types[0]);
     const int64_t shapes[3][4] = {{1, 1, 1, 1}, {3, 5, 7, 2}, {2, 33, 1, 17}};
@@ -135,47 +131,43 @@ DICE_CUDA_TEST(copy_cuda_matches_cpu_bitwise) {
     for (int si = 0; si < 3; si++)
         for (int a = 0; a < ntypes; a++)
             for (int b = 0; b < ntypes; b++) {
-                arena_reset(&host);
-                arena_reset(&dev);
+                cuda_env_reset(&e);
                 Tensor hs, ds, dsv, dd, hd_gpu, hd_cpu, hsv;
                 int64_t big[4];
                 for (int k = 0; k < 4; k++) big[k] = shapes[si][k] + (k == 3);  // one extra column
-                CHECK_OK(arena_tensor(&host, &hs, types[a], 4, big, &tc->err));
+                CHECK_OK(arena_tensor(&e.host, &hs, types[a], 4, big, &tc->err));
                 fill_random(hs.data, types[a], tensor_numel(&hs), &rng);
-                CHECK_OK(arena_tensor(&dev, &ds, types[a], 4, big, &tc->err));
-                CHECK_OK(tensor_copy(&gpu, &ds, &hs, &tc->err));  // host -> device, same dtype
+                CHECK_OK(arena_tensor(&e.dev, &ds, types[a], 4, big, &tc->err));
+                CHECK_OK(tensor_copy(&e.gpu, &ds, &hs, &tc->err));  // host -> device, same dtype
                 int perm[4] = {1, 3, 0, 2};
                 CHECK_OK(tensor_narrow(&dsv, &ds, 3, 1, shapes[si][3], &tc->err));
                 CHECK_OK(tensor_permute(&dsv, &dsv, perm, &tc->err));
                 CHECK_OK(tensor_narrow(&hsv, &hs, 3, 1, shapes[si][3], &tc->err));
                 CHECK_OK(tensor_permute(&hsv, &hsv, perm, &tc->err));
-                CHECK_OK(arena_tensor(&dev, &dd, types[b], 4, dsv.shape, &tc->err));
+                CHECK_OK(arena_tensor(&e.dev, &dd, types[b], 4, dsv.shape, &tc->err));
                 CHECK(cudaMemset(dd.data, 0xa5, tensor_nbytes(&dd)) == cudaSuccess);
-                CHECK_OK(tensor_copy(&gpu, &dd, &dsv, &tc->err));  // the kernel under test
-                CHECK_OK(arena_tensor(&host, &hd_gpu, types[b], 4, dsv.shape, &tc->err));
-                CHECK_OK(tensor_copy(&gpu, &hd_gpu, &dd, &tc->err));  // device -> host
-                CHECK_OK(arena_tensor(&host, &hd_cpu, types[b], 4, dsv.shape, &tc->err));
+                CHECK_OK(tensor_copy(&e.gpu, &dd, &dsv, &tc->err));  // the kernel under test
+                CHECK_OK(arena_tensor(&e.host, &hd_gpu, types[b], 4, dsv.shape, &tc->err));
+                CHECK_OK(tensor_copy(&e.gpu, &hd_gpu, &dd, &tc->err));  // device -> host
+                CHECK_OK(arena_tensor(&e.host, &hd_cpu, types[b], 4, dsv.shape, &tc->err));
                 memset(hd_cpu.data, 0x5a, tensor_nbytes(&hd_cpu));
-                CHECK_OK(tensor_copy(&cpu, &hd_cpu, &hsv, &tc->err));
+                CHECK_OK(tensor_copy(&e.cpu, &hd_cpu, &hsv, &tc->err));
                 CHECK_MSG(!memcmp(hd_gpu.data, hd_cpu.data, tensor_nbytes(&hd_cpu)),
                           "shape %d: %s -> %s differs between CUDA and CPU", si, dtype_name(types[a]),
                           dtype_name(types[b]));
             }
     // Crossing devices with a conversion goes through tensor_to.
-    arena_reset(&host);
-    arena_reset(&dev);
+    cuda_env_reset(&e);
     float vals[5] = {1.5f, -2.25f, 3.0f, 1e-3f, 65504.0f};
     Tensor h, d, back;
     int64_t n5[1] = {5};
     CHECK_OK(tensor_wrap(&h, vals, DT_F32, DEV_CPU, 1, n5, &tc->err));
-    CHECK_OK(tensor_to(&gpu, &dev, &d, &h, DT_F16, &tc->err));
+    CHECK_OK(tensor_to(&e.gpu, &e.dev, &d, &h, DT_F16, &tc->err));
     CHECK(d.device == DEV_CUDA && d.dtype == DT_F16);
-    CHECK_OK(tensor_to(&gpu, &host, &back, &d, DT_F32, &tc->err));
+    CHECK_OK(tensor_to(&e.gpu, &e.host, &back, &d, DT_F32, &tc->err));
     for (int i = 0; i < 5; i++) CHECK(((float *)back.data)[i] == dice_f16_to_f32(dice_f32_to_f16(vals[i])));
     Tensor wrong;
-    CHECK_OK(arena_tensor(&dev, &wrong, DT_F16, 1, n5, &tc->err));
-    CHECK_FAILS_WITH(tensor_copy(&gpu, &wrong, &h, &tc->err), "same dtype");
-    arena_free(&host);
-    arena_free(&dev);
-    ctx_free(&gpu);
+    CHECK_OK(arena_tensor(&e.dev, &wrong, DT_F16, 1, n5, &tc->err));
+    CHECK_FAILS_WITH(tensor_copy(&e.gpu, &wrong, &h, &tc->err), "same dtype");
+    cuda_env_free(&e);
 }

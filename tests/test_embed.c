@@ -106,12 +106,8 @@ DICE_TEST(embed_tokens_values_and_checks) {
 // Timestep embedding: CUDA and CPU share the arithmetic (fp32 products, correctly rounded exp / sin / cos), so f32
 // agrees to rounding (checked at 1e-6); bf16 output rounds to 8 bits (checked at 1e-2).
 DICE_CUDA_TEST(embed_cuda_timestep_matches_cpu) {
-    DiceCtx cpu, gpu;
-    ctx_init_cpu(&cpu);
-    CHECK_OK(ctx_init_cuda(&gpu, 0, &tc->err));
-    Arena host, dev;
-    CHECK_OK(arena_init(&host, "host", DEV_CPU, 1 << 20, 0, &tc->err));
-    CHECK_OK(arena_init(&dev, "device", DEV_CUDA, 1 << 20, 0, &tc->err));
+    CudaTestEnv e;
+    CHECK_OK(cuda_env_init(&e, 1 << 20, 1 << 20, &tc->err));
     uint64_t rng = tc->seed;
     float t[7] = {0, 1, 999};
     for (int i = 3; i < 7; i++) t[i] = test_rand_uniform(&rng, 0, 1000);
@@ -119,68 +115,49 @@ DICE_CUDA_TEST(embed_cuda_timestep_matches_cpu) {
     const DType types[2] = {DT_F32, DT_BF16};
     for (int c = 0; c < 3; c++)
         for (int ti = 0; ti < 2; ti++) {
-            arena_reset(&host);
-            arena_reset(&dev);
-            void *poison;
-            CHECK_OK(arena_alloc(&dev, 1 << 16, &poison, &tc->err));
-            CHECK(cudaMemset(poison, 0xff, 1 << 16) == cudaSuccess);
-            arena_reset(&dev);
+            cuda_env_reset(&e);
+            CHECK_OK(test_poison_arena(&e.dev, &tc->err));
             Tensor want, got_dev, got;
-            CHECK_OK(run_timestep(&cpu, &host, t, 7, &cfgs[c], DT_F32, &want, &tc->err));
-            CHECK_OK(run_timestep(&gpu, &dev, t, 7, &cfgs[c], types[ti], &got_dev, &tc->err));
-            CHECK_OK(tensor_to(&gpu, &host, &got, &got_dev, DT_F32, &tc->err));
+            CHECK_OK(run_timestep(&e.cpu, &e.host, t, 7, &cfgs[c], DT_F32, &want, &tc->err));
+            CHECK_OK(run_timestep(&e.gpu, &e.dev, t, 7, &cfgs[c], types[ti], &got_dev, &tc->err));
+            CHECK_OK(tensor_to(&e.gpu, &e.host, &got, &got_dev, DT_F32, &tc->err));
             CHECK_REL_ERR((float *)got.data, (float *)want.data, (size_t)tensor_numel(&want),
                           types[ti] == DT_F32 ? 1e-6 : 1e-2);
         }
-    arena_free(&host);
-    arena_free(&dev);
-    ctx_free(&gpu);
+    cuda_env_free(&e);
 }
 
 // Token + position embedding: a copy plus one add, exact in f32; bf16 rounds the sum once (checked at 1e-2).
 DICE_CUDA_TEST(embed_cuda_tokens_match_cpu) {
-    DiceCtx cpu, gpu;
-    ctx_init_cpu(&cpu);
-    CHECK_OK(ctx_init_cuda(&gpu, 0, &tc->err));
-    Arena host, dev;
-    CHECK_OK(arena_init(&host, "host", DEV_CPU, 1 << 20, 0, &tc->err));
-    CHECK_OK(arena_init(&dev, "device", DEV_CUDA, 1 << 20, 0, &tc->err));
+    CudaTestEnv e;
+    CHECK_OK(cuda_env_init(&e, 1 << 20, 1 << 20, &tc->err));
     uint64_t rng = tc->seed;
     const int64_t widths[3] = {40, 13, 64};  // vectorised, scalar, vectorised
     const DType types[2] = {DT_F32, DT_BF16};
     for (int w = 0; w < 3; w++)
         for (int ti = 0; ti < 2; ti++)
             for (int with_pos = 0; with_pos < 2; with_pos++) {
-                arena_reset(&host);
-                arena_reset(&dev);
+                cuda_env_reset(&e);
                 const int64_t vocab = 101, n = 77, b = 2, c = widths[w];
                 Tensor table, pos, ids, dtable, dpos, got;
-                CHECK_OK(test_random_f32(&host, &table, 2, (const int64_t[]){vocab, c}, -1, 1, &rng, &tc->err));
-                CHECK_OK(test_random_f32(&host, &pos, 2, (const int64_t[]){n + 3, c}, -1, 1, &rng, &tc->err));
-                CHECK_OK(arena_tensor(&host, &ids, DT_I32, 2, (const int64_t[]){b, n}, &tc->err));
+                // tables rounded to the storage dtype so both sides add the same values
+                const int64_t ts[2] = {vocab, c}, ps[2] = {n + 3, c};
+                CHECK_OK(cuda_env_random(&e, 2, ts, -1, 1, types[ti], &rng, &table, &dtable, &tc->err));
+                CHECK_OK(cuda_env_random(&e, 2, ps, -1, 1, types[ti], &rng, &pos, &dpos, &tc->err));
+                CHECK_OK(arena_tensor(&e.host, &ids, DT_I32, 2, (const int64_t[]){b, n}, &tc->err));
                 for (int64_t i = 0; i < b * n; i++) ((int32_t *)ids.data)[i] = (int32_t)(test_rand_u64(&rng) % vocab);
-                // round the tables to the storage dtype so both sides add the same values
-                Tensor rt, rp;
-                CHECK_OK(tensor_to(&cpu, &host, &rt, &table, types[ti], &tc->err));
-                CHECK_OK(tensor_to(&cpu, &host, &rp, &pos, types[ti], &tc->err));
-                CHECK_OK(tensor_copy(&cpu, &table, &rt, &tc->err));
-                CHECK_OK(tensor_copy(&cpu, &pos, &rp, &tc->err));
-                CHECK_OK(tensor_to(&gpu, &dev, &dtable, &rt, types[ti], &tc->err));
-                CHECK_OK(tensor_to(&gpu, &dev, &dpos, &rp, types[ti], &tc->err));
                 Graph gc, gg;
-                CHECK_OK(graph_init(&gc, &cpu, &host, &tc->err));
-                CHECK_OK(graph_init(&gg, &gpu, &dev, &tc->err));
+                CHECK_OK(graph_init(&gc, &e.cpu, &e.host, &tc->err));
+                CHECK_OK(graph_init(&gg, &e.gpu, &e.dev, &tc->err));
                 Var *want, *out;
                 CHECK_OK(op_token_embedding(&gc, &want, &ids, &table, with_pos ? &pos : NULL, &tc->err));
                 CHECK_OK(op_token_embedding(&gg, &out, &ids, &dtable, with_pos ? &dpos : NULL, &tc->err));
-                CHECK_OK(tensor_to(&gpu, &host, &got, &out->value, DT_F32, &tc->err));
+                CHECK_OK(tensor_to(&e.gpu, &e.host, &got, &out->value, DT_F32, &tc->err));
                 CHECK_REL_ERR((float *)got.data, (float *)want->value.data, (size_t)(b * n * c),
                               types[ti] == DT_F32 ? 0 : 1e-2);
                 CHECK_FAILS_WITH(op_token_embedding(&gg, &out, &dtable, &dtable, NULL, &tc->err), "i32 tensor on the CPU");
                 graph_free(&gc);
                 graph_free(&gg);
             }
-    arena_free(&host);
-    arena_free(&dev);
-    ctx_free(&gpu);
+    cuda_env_free(&e);
 }

@@ -16,21 +16,7 @@
 #include "nn/cuda_api.h"
 #include "nn/ops.h"
 #include "nn/tensor_copy.h"
-#include "tests/test.h"
-
-// A host f32 tensor of random values in [lo, hi) rounded through `dtype` (so the CPU and the device see
-// the same numbers), and its device copy in `dtype`.
-static int upload_random(DiceCtx *cpu, DiceCtx *gpu, Arena *host, Arena *dev, DType dtype, int ndim,
-                         const int64_t *shape, float lo, float hi, uint64_t *rng, Tensor *ref, Tensor *d,
-                         DiceError *err) {
-    DICE_TRY(arena_tensor(host, ref, DT_F32, ndim, shape, err));
-    float *p = ref->data;
-    for (int64_t i = 0; i < tensor_numel(ref); i++) p[i] = test_rand_uniform(rng, lo, hi);
-    Tensor rounded;
-    DICE_TRY(tensor_to(cpu, host, &rounded, ref, dtype, err));
-    DICE_TRY(tensor_copy(cpu, ref, &rounded, err));
-    return tensor_to(gpu, dev, d, &rounded, dtype, err);
-}
+#include "tests/cuda_parity.h"
 
 // ---------------------------------------------------------------- the launcher
 typedef struct Mat {
@@ -38,11 +24,11 @@ typedef struct Mat {
     int64_t rows, cols, ld;
 } Mat;
 
-static int make_mat(DiceCtx *cpu, DiceCtx *gpu, Arena *host, Arena *dev, DType dtype, int64_t batch, int64_t rows,
-                    int64_t cols, int64_t pad, uint64_t *rng, Mat *m, DiceError *err) {
+static int make_mat(CudaTestEnv *e, DType dtype, int64_t batch, int64_t rows, int64_t cols, int64_t pad,
+                    uint64_t *rng, Mat *m, DiceError *err) {
     m->rows = rows, m->cols = cols, m->ld = cols + pad;
     int64_t n = batch * rows * m->ld;
-    return upload_random(cpu, gpu, host, dev, dtype, 1, &n, -1, 1, rng, &m->ref, &m->dev, err);
+    return cuda_env_random(e, 1, &n, -1, 1, dtype, rng, &m->ref, &m->dev, err);
 }
 
 // Valid region of C (batch x M x N of pitch ld) as a contiguous f32 array.
@@ -54,18 +40,18 @@ static void gather(float *dst, const float *c, int64_t batch, int64_t M, int64_t
 static const GemmAct all_acts[4] = {GEMM_ACT_NONE, GEMM_ACT_RELU, GEMM_ACT_GELU_TANH, GEMM_ACT_GELU_ERF};
 
 // One GEMM on the context's engine against gemm_cpu; the pad columns of C must stay poisoned.
-static void check_one_gemm(TestCtx *tc, DiceCtx *cpu, DiceCtx *gpu, Arena *host, Arena *dev, uint64_t *rng,
-                           const int64_t dims[4], bool ta, bool tb, DType in, DType out, GemmAct act, bool bias,
-                           int64_t pad) {
+static void check_one_gemm(TestCtx *tc, CudaTestEnv *e, uint64_t *rng, const int64_t dims[4], bool ta, bool tb,
+                           DType in, DType out, GemmAct act, bool bias, int64_t pad) {
     int64_t batch = dims[0], M = dims[1], N = dims[2], K = dims[3];
+    DiceCtx *gpu = &e->gpu;
     Mat a, b, bs;
-    CHECK_OK(make_mat(cpu, gpu, host, dev, in, batch, ta ? K : M, ta ? M : K, pad, rng, &a, &tc->err));
-    CHECK_OK(make_mat(cpu, gpu, host, dev, in, batch, tb ? N : K, tb ? K : N, pad, rng, &b, &tc->err));
-    CHECK_OK(make_mat(cpu, gpu, host, dev, out, 1, 1, N, 0, rng, &bs, &tc->err));
+    CHECK_OK(make_mat(e, in, batch, ta ? K : M, ta ? M : K, pad, rng, &a, &tc->err));
+    CHECK_OK(make_mat(e, in, batch, tb ? N : K, tb ? K : N, pad, rng, &b, &tc->err));
+    CHECK_OK(make_mat(e, out, 1, 1, N, 0, rng, &bs, &tc->err));
     int64_t ldc = N + pad, c_n = batch * M * ldc;
     Tensor c_dev, c_ref, c_back;
-    CHECK_OK(arena_tensor(dev, &c_dev, out, 1, &c_n, &tc->err));
-    CHECK_OK(arena_tensor(host, &c_ref, DT_F32, 1, &c_n, &tc->err));
+    CHECK_OK(arena_tensor(&e->dev, &c_dev, out, 1, &c_n, &tc->err));
+    CHECK_OK(arena_tensor(&e->host, &c_ref, DT_F32, 1, &c_n, &tc->err));
     CHECK(cudaMemset(c_dev.data, 0xff, tensor_nbytes(&c_dev)) == cudaSuccess);
     GemmArgs g = {.M = M, .N = N, .K = K, .batch = batch, .trans_a = ta, .trans_b = tb,
                   .a = a.dev.data, .b = b.dev.data, .c = c_dev.data, .bias = bias ? bs.dev.data : NULL,
@@ -77,7 +63,7 @@ static void check_one_gemm(TestCtx *tc, DiceCtx *cpu, DiceCtx *gpu, Arena *host,
     r.a = a.ref.data, r.b = b.ref.data, r.c = c_ref.data, r.bias = bias ? bs.ref.data : NULL;
     r.in = r.out = DT_F32;
     CHECK_OK(gemm_cpu(&r, &tc->err));
-    CHECK_OK(tensor_to(gpu, host, &c_back, &c_dev, DT_F32, &tc->err));
+    CHECK_OK(tensor_to(gpu, &e->host, &c_back, &c_dev, DT_F32, &tc->err));
     const float *cb = c_back.data;
     for (int64_t z = 0; z < batch; z++)
         for (int64_t m = 0; m < M; m++)
@@ -103,13 +89,9 @@ static void check_one_gemm(TestCtx *tc, DiceCtx *cpu, DiceCtx *gpu, Arena *host,
 // bias in rotation, contiguous and padded (misaligned) pitches, batches; and one problem big enough
 // for the 128 x 128 tile configuration.
 static void check_engine(TestCtx *tc, GemmBackend backend) {
-    DiceCtx cpu, gpu;
-    ctx_init_cpu(&cpu);
-    CHECK_OK(ctx_init_cuda(&gpu, 0, &tc->err));
-    CHECK_OK(gemm_handle_set_backend(gpu.gemm, backend, &tc->err));
-    Arena host, dev;
-    CHECK_OK(arena_init(&host, "host", DEV_CPU, 1 << 22, 0, &tc->err));
-    CHECK_OK(arena_init(&dev, "device", DEV_CUDA, 1 << 22, 0, &tc->err));
+    CudaTestEnv e;
+    CHECK_OK(cuda_env_init(&e, 1 << 22, 1 << 22, &tc->err));
+    CHECK_OK(gemm_handle_set_backend(e.gpu.gemm, backend, &tc->err));
     uint64_t rng = tc->seed;
     const int64_t shapes[5][4] = {{1, 37, 45, 29}, {1, 77, 64, 48}, {1, 1, 1, 1}, {3, 17, 9, 33}, {1, 130, 200, 70}};
     const DType pairs[3][2] = {{DT_BF16, DT_BF16}, {DT_BF16, DT_F32}, {DT_F32, DT_F32}};
@@ -118,55 +100,42 @@ static void check_engine(TestCtx *tc, GemmBackend backend) {
         for (int t = 0; t < 4; t++)
             for (int pi = 0; pi < 3; pi++)
                 for (int pad = 0; pad < 2; pad++, n++) {
-                    arena_reset(&host);
-                    arena_reset(&dev);
-                    check_one_gemm(tc, &cpu, &gpu, &host, &dev, &rng, shapes[si], t & 1, t >> 1, pairs[pi][0],
-                                   pairs[pi][1], all_acts[n % 4], (n / 4) % 2, pad ? 3 : 0);
+                    cuda_env_reset(&e);
+                    check_one_gemm(tc, &e, &rng, shapes[si], t & 1, t >> 1, pairs[pi][0], pairs[pi][1],
+                                   all_acts[n % 4], (n / 4) % 2, pad ? 3 : 0);
                     if (tc->failed) return;
                 }
     const int64_t large[4] = {140, 100, 120, 40};  // 140 blocks of 128 x 128
-    arena_reset(&host);
-    arena_reset(&dev);
-    check_one_gemm(tc, &cpu, &gpu, &host, &dev, &rng, large, false, true, DT_BF16, DT_BF16, GEMM_ACT_GELU_TANH, true,
-                   0);
-    arena_free(&host);
-    arena_free(&dev);
-    ctx_free(&gpu);
+    cuda_env_reset(&e);
+    check_one_gemm(tc, &e, &rng, large, false, true, DT_BF16, DT_BF16, GEMM_ACT_GELU_TANH, true, 0);
+    cuda_env_free(&e);
 }
 
 // ---------------------------------------------------------------- the op layer
 // Forward and every gradient of a trainable linear layer (and the forward of a frozen one without
 // recording, the fused-epilogue path) on CUDA against the CPU in f32, for bf16 and f32 storage.
 static void check_linear_op(TestCtx *tc, GemmBackend backend) {
-    DiceCtx cpu, gpu;
-    ctx_init_cpu(&cpu);
-    CHECK_OK(ctx_init_cuda(&gpu, 0, &tc->err));
-    CHECK_OK(gemm_handle_set_backend(gpu.gemm, backend, &tc->err));
-    Arena host, dev;
-    CHECK_OK(arena_init(&host, "host", DEV_CPU, 1 << 22, 0, &tc->err));
-    CHECK_OK(arena_init(&dev, "device", DEV_CUDA, 1 << 22, 0, &tc->err));
+    CudaTestEnv e;
+    CHECK_OK(cuda_env_init(&e, 1 << 22, 1 << 22, &tc->err));
+    CHECK_OK(gemm_handle_set_backend(e.gpu.gemm, backend, &tc->err));
     uint64_t rng = tc->seed;
     const int64_t xshapes[2][3] = {{2, 37, 29}, {1, 77, 48}}, outs[2] = {45, 64};
     for (int si = 0; si < 2; si++)
         for (int dt = 0; dt < 2; dt++)
             for (int ai = 0; ai < 4; ai++)
                 for (int record = 0; record < 2; record++) {
-                    arena_reset(&host);
-                    arena_reset(&dev);
+                    cuda_env_reset(&e);
                     DType dtype = dt ? DT_BF16 : DT_F32;
                     int64_t in_f = xshapes[si][2], out_f = outs[si], ws[2] = {out_f, in_f};
                     int64_t ys[3] = {xshapes[si][0], xshapes[si][1], out_f};
                     Tensor xr, xd, wr, wd, br, bd, dyr, dyd;
-                    CHECK_OK(upload_random(&cpu, &gpu, &host, &dev, dtype, 3, xshapes[si], -2, 2, &rng, &xr, &xd,
-                                           &tc->err));
-                    CHECK_OK(upload_random(&cpu, &gpu, &host, &dev, dtype, 2, ws, -0.5f, 0.5f, &rng, &wr, &wd,
-                                           &tc->err));
-                    CHECK_OK(upload_random(&cpu, &gpu, &host, &dev, dtype, 1, &out_f, -1, 1, &rng, &br, &bd,
-                                           &tc->err));
-                    CHECK_OK(upload_random(&cpu, &gpu, &host, &dev, dtype, 3, ys, -1, 1, &rng, &dyr, &dyd, &tc->err));
+                    CHECK_OK(cuda_env_random(&e, 3, xshapes[si], -2, 2, dtype, &rng, &xr, &xd, &tc->err));
+                    CHECK_OK(cuda_env_random(&e, 2, ws, -0.5f, 0.5f, dtype, &rng, &wr, &wd, &tc->err));
+                    CHECK_OK(cuda_env_random(&e, 1, &out_f, -1, 1, dtype, &rng, &br, &bd, &tc->err));
+                    CHECK_OK(cuda_env_random(&e, 3, ys, -1, 1, dtype, &rng, &dyr, &dyd, &tc->err));
                     Graph gc, gg;
-                    CHECK_OK(graph_init(&gc, &cpu, &host, &tc->err));
-                    CHECK_OK(graph_init(&gg, &gpu, &dev, &tc->err));
+                    CHECK_OK(graph_init(&gc, &e.cpu, &e.host, &tc->err));
+                    CHECK_OK(graph_init(&gg, &e.gpu, &e.dev, &tc->err));
                     Var *cx, *cw, *cb, *gx, *gw, *gb, *cy, *gy;
                     CHECK_OK(graph_leaf(&gc, &cx, &xr, record, &tc->err));
                     CHECK_OK(graph_leaf(&gc, &cw, &wr, record, &tc->err));
@@ -179,10 +148,9 @@ static void check_linear_op(TestCtx *tc, GemmBackend backend) {
                         CHECK_OK(op_linear_trainable(&gg, &gy, gx, gw, gb, all_acts[ai], &tc->err));
                     else
                         CHECK_OK(op_linear(&gg, &gy, gx, &wd, &bd, all_acts[ai], &tc->err));
-                    Tensor back;
                     double tol = dt ? 2e-2 : 1e-5;  // see the top of the file
-                    CHECK_OK(tensor_to(&gpu, &host, &back, &gy->value, DT_F32, &tc->err));
-                    double rel = test_rel_err_f32(back.data, cy->value.data, (size_t)tensor_numel(&back));
+                    double rel;
+                    CHECK_OK(cuda_env_rel_err(&e, &gy->value, &cy->value, &rel, &tc->err));
                     CHECK_MSG(rel <= tol, "%s linear %s act %s record %d: forward relative error %.3g",
                               gemm_backend_name(backend), dtype_name(dtype), gemm_act_name(all_acts[ai]), record, rel);
                     if (record) {
@@ -190,8 +158,7 @@ static void check_linear_op(TestCtx *tc, GemmBackend backend) {
                         CHECK_OK(graph_backward_from(&gg, gy, &dyd, &tc->err));
                         Var *cv[3] = {cx, cw, cb}, *gv[3] = {gx, gw, gb};
                         for (int v = 0; v < 3; v++) {
-                            CHECK_OK(tensor_to(&gpu, &host, &back, &gv[v]->grad, DT_F32, &tc->err));
-                            rel = test_rel_err_f32(back.data, cv[v]->grad.data, (size_t)tensor_numel(&back));
+                            CHECK_OK(cuda_env_rel_err(&e, &gv[v]->grad, &cv[v]->grad, &rel, &tc->err));
                             CHECK_MSG(rel <= tol, "%s linear %s act %s: gradient %d relative error %.3g",
                                       gemm_backend_name(backend), dtype_name(dtype), gemm_act_name(all_acts[ai]), v,
                                       rel);
@@ -200,35 +167,28 @@ static void check_linear_op(TestCtx *tc, GemmBackend backend) {
                     graph_free(&gc);
                     graph_free(&gg);
                 }
-    arena_free(&host);
-    arena_free(&dev);
-    ctx_free(&gpu);
+    cuda_env_free(&e);
 }
 
 // Batched matmul forward and both gradients, transpose_b off and on, bf16 and f32.
 static void check_matmul_op(TestCtx *tc, GemmBackend backend) {
-    DiceCtx cpu, gpu;
-    ctx_init_cpu(&cpu);
-    CHECK_OK(ctx_init_cuda(&gpu, 0, &tc->err));
-    CHECK_OK(gemm_handle_set_backend(gpu.gemm, backend, &tc->err));
-    Arena host, dev;
-    CHECK_OK(arena_init(&host, "host", DEV_CPU, 1 << 22, 0, &tc->err));
-    CHECK_OK(arena_init(&dev, "device", DEV_CUDA, 1 << 22, 0, &tc->err));
+    CudaTestEnv e;
+    CHECK_OK(cuda_env_init(&e, 1 << 22, 1 << 22, &tc->err));
+    CHECK_OK(gemm_handle_set_backend(e.gpu.gemm, backend, &tc->err));
     uint64_t rng = tc->seed;
     const int64_t B = 3, M = 37, K = 29, N = 45;
     for (int dt = 0; dt < 2; dt++)
         for (int tb = 0; tb < 2; tb++) {
-            arena_reset(&host);
-            arena_reset(&dev);
+            cuda_env_reset(&e);
             DType dtype = dt ? DT_BF16 : DT_F32;
             int64_t as[3] = {B, M, K}, bs[3] = {B, tb ? N : K, tb ? K : N}, cs[3] = {B, M, N};
             Tensor ar, ad, br, bd, dcr, dcd;
-            CHECK_OK(upload_random(&cpu, &gpu, &host, &dev, dtype, 3, as, -1, 1, &rng, &ar, &ad, &tc->err));
-            CHECK_OK(upload_random(&cpu, &gpu, &host, &dev, dtype, 3, bs, -1, 1, &rng, &br, &bd, &tc->err));
-            CHECK_OK(upload_random(&cpu, &gpu, &host, &dev, dtype, 3, cs, -1, 1, &rng, &dcr, &dcd, &tc->err));
+            CHECK_OK(cuda_env_random(&e, 3, as, -1, 1, dtype, &rng, &ar, &ad, &tc->err));
+            CHECK_OK(cuda_env_random(&e, 3, bs, -1, 1, dtype, &rng, &br, &bd, &tc->err));
+            CHECK_OK(cuda_env_random(&e, 3, cs, -1, 1, dtype, &rng, &dcr, &dcd, &tc->err));
             Graph gc, gg;
-            CHECK_OK(graph_init(&gc, &cpu, &host, &tc->err));
-            CHECK_OK(graph_init(&gg, &gpu, &dev, &tc->err));
+            CHECK_OK(graph_init(&gc, &e.cpu, &e.host, &tc->err));
+            CHECK_OK(graph_init(&gg, &e.gpu, &e.dev, &tc->err));
             Var *ca, *cb, *ga, *gb, *cc, *gc_out;
             CHECK_OK(graph_leaf(&gc, &ca, &ar, true, &tc->err));
             CHECK_OK(graph_leaf(&gc, &cb, &br, true, &tc->err));
@@ -241,18 +201,15 @@ static void check_matmul_op(TestCtx *tc, GemmBackend backend) {
             const Tensor *got[3] = {&gc_out->value, &ga->grad, &gb->grad}, *want[3] = {&cc->value, &ca->grad, &cb->grad};
             double tol = dt ? 1e-2 : 1e-5;  // one bf16 rounding of each output; see the top of the file
             for (int v = 0; v < 3; v++) {
-                Tensor back;
-                CHECK_OK(tensor_to(&gpu, &host, &back, got[v], DT_F32, &tc->err));
-                double rel = test_rel_err_f32(back.data, want[v]->data, (size_t)tensor_numel(&back));
+                double rel;
+                CHECK_OK(cuda_env_rel_err(&e, got[v], want[v], &rel, &tc->err));
                 CHECK_MSG(rel <= tol, "%s matmul %s transpose_b %d: output %d relative error %.3g",
                           gemm_backend_name(backend), dtype_name(dtype), tb, v, rel);
             }
             graph_free(&gc);
             graph_free(&gg);
         }
-    arena_free(&host);
-    arena_free(&dev);
-    ctx_free(&gpu);
+    cuda_env_free(&e);
 }
 
 DICE_CUDA_TEST(linear_custom_gemm_matches_cpu) { check_engine(tc, GEMM_BACKEND_CUSTOM); }
@@ -342,14 +299,9 @@ DICE_TEST(linear_empty_inputs) {
 }
 
 DICE_CUDA_TEST(linear_cuda_empty_inputs) {
-    DiceCtx gpu;
-    CHECK_OK(ctx_init_cuda(&gpu, 0, &tc->err));
-    Arena host, dev;
-    CHECK_OK(arena_init(&host, "host", DEV_CPU, 1 << 16, 0, &tc->err));
-    CHECK_OK(arena_init(&dev, "device", DEV_CUDA, 1 << 16, 0, &tc->err));
-    check_empty(tc, &gpu, &dev, &host, DT_F32);
-    if (!tc->failed) check_empty(tc, &gpu, &dev, &host, DT_BF16);
-    arena_free(&host);
-    arena_free(&dev);
-    ctx_free(&gpu);
+    CudaTestEnv e;
+    CHECK_OK(cuda_env_init(&e, 1 << 16, 1 << 16, &tc->err));
+    check_empty(tc, &e.gpu, &e.dev, &e.host, DT_F32);
+    if (!tc->failed) check_empty(tc, &e.gpu, &e.dev, &e.host, DT_BF16);
+    cuda_env_free(&e);
 }

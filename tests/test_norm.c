@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "gradcheck.h"
+#include "cuda_parity.h"
 #include "nn/cuda_api.h"
 #include "nn/op_norm.h"
 #include "nn/tensor_copy.h"
@@ -281,23 +281,6 @@ DICE_TEST(norm_no_grad_and_bad_arguments) {
 }
 
 // ---------------------------------------------------------------- CUDA against the CPU
-// Every chunk of the device arena set to 0xFF bytes (NaN), so a kernel that skips an output shows.
-static int poison_arena(Arena *a, DiceError *err) {
-    for (ArenaChunk *c = a->chunks; c; c = c->next) CUDA_TRY(err, cudaMemset(c->base, 0xff, c->size));
-    return 0;
-}
-
-// A host f32 tensor of `shape`, uniform in [lo, hi), rounded through `dtype` (what the device will hold).
-static int random_rounded(DiceCtx *cpu, Arena *host, Tensor *t, int ndim, const int64_t *shape, float lo, float hi,
-                          DType dtype, uint64_t *rng, DiceError *err) {
-    DICE_TRY(arena_tensor(host, t, DT_F32, ndim, shape, err));
-    float *p = t->data;
-    for (int64_t i = 0; i < tensor_numel(t); i++) p[i] = test_rand_uniform(rng, lo, hi);
-    Tensor r;
-    DICE_TRY(tensor_to(cpu, host, &r, t, dtype, err));
-    return tensor_copy(cpu, t, &r, err);
-}
-
 // A device copy of a host f32 tensor in `dtype`; misaligned: its data starts one element past an aligned
 // address (a contiguous view into a larger buffer), which must send the kernels down the scalar path.
 static int to_device(DiceCtx *gpu, Arena *dev, Tensor *out, const Tensor *host, DType dtype, bool misaligned,
@@ -324,26 +307,25 @@ typedef struct CudaCase {
 
 // One forward + backward of group norm (layer norm when groups == 0) on the CPU in f32 and on CUDA in
 // `dtype`, from the same (rounded) inputs; outputs and input gradients compared.
-static void compare_norm_cuda(TestCtx *tc, DiceCtx *cpu, DiceCtx *gpu, Arena *host, Arena *dev, const CudaCase *cc,
-                              int groups, DType dtype, bool affine, bool with_beta, bool silu, uint64_t *rng) {
-    arena_reset(host);
-    arena_reset(dev);
-    CHECK_OK(poison_arena(dev, &tc->err));
+static void compare_norm_cuda(TestCtx *tc, CudaTestEnv *e, const CudaCase *cc, int groups, DType dtype, bool affine,
+                              bool with_beta, bool silu, uint64_t *rng) {
+    cuda_env_reset(e);
+    CHECK_OK(test_poison_arena(&e->dev, &tc->err));
     int64_t shape[4];
     int ndim = group_shape(&cc->shape, shape);
     int64_t C = cc->shape.C;
     Tensor x, dy, gamma, beta, xd, dyd, gd, bd;
-    CHECK_OK(random_rounded(cpu, host, &x, ndim, shape, cc->offset - 2, cc->offset + 2, dtype, rng, &tc->err));
-    CHECK_OK(random_rounded(cpu, host, &dy, ndim, shape, -1, 1, dtype, rng, &tc->err));
-    CHECK_OK(random_rounded(cpu, host, &gamma, 1, &C, 0.5f, 1.5f, dtype, rng, &tc->err));
-    CHECK_OK(random_rounded(cpu, host, &beta, 1, &C, -0.5f, 0.5f, dtype, rng, &tc->err));
-    CHECK_OK(to_device(gpu, dev, &xd, &x, dtype, cc->misaligned, &tc->err));
-    CHECK_OK(to_device(gpu, dev, &dyd, &dy, dtype, cc->misaligned, &tc->err));
-    CHECK_OK(to_device(gpu, dev, &gd, &gamma, dtype, false, &tc->err));
-    CHECK_OK(to_device(gpu, dev, &bd, &beta, dtype, false, &tc->err));
+    CHECK_OK(cuda_env_random(e, ndim, shape, cc->offset - 2, cc->offset + 2, dtype, rng, &x, NULL, &tc->err));
+    CHECK_OK(cuda_env_random(e, ndim, shape, -1, 1, dtype, rng, &dy, NULL, &tc->err));
+    CHECK_OK(cuda_env_random(e, 1, &C, 0.5f, 1.5f, dtype, rng, &gamma, NULL, &tc->err));
+    CHECK_OK(cuda_env_random(e, 1, &C, -0.5f, 0.5f, dtype, rng, &beta, NULL, &tc->err));
+    CHECK_OK(to_device(&e->gpu, &e->dev, &xd, &x, dtype, cc->misaligned, &tc->err));
+    CHECK_OK(to_device(&e->gpu, &e->dev, &dyd, &dy, dtype, cc->misaligned, &tc->err));
+    CHECK_OK(to_device(&e->gpu, &e->dev, &gd, &gamma, dtype, false, &tc->err));
+    CHECK_OK(to_device(&e->gpu, &e->dev, &bd, &beta, dtype, false, &tc->err));
     Graph gc, gg;
-    CHECK_OK(graph_init(&gc, cpu, host, &tc->err));
-    CHECK_OK(graph_init(&gg, gpu, dev, &tc->err));
+    CHECK_OK(graph_init(&gc, &e->cpu, &e->host, &tc->err));
+    CHECK_OK(graph_init(&gg, &e->gpu, &e->dev, &tc->err));
     Var *cx, *gx, *cy, *gy;
     CHECK_OK(graph_leaf(&gc, &cx, &x, true, &tc->err));
     CHECK_OK(graph_leaf(&gg, &gx, &xd, true, &tc->err));
@@ -358,17 +340,15 @@ static void compare_norm_cuda(TestCtx *tc, DiceCtx *cpu, DiceCtx *gpu, Arena *ho
     }
     CHECK_OK(graph_backward_from(&gc, cy, &dy, &tc->err));
     CHECK_OK(graph_backward_from(&gg, gy, &dyd, &tc->err));
-    Tensor y_back, dx_back;
-    CHECK_OK(tensor_to(gpu, host, &y_back, &gy->value, DT_F32, &tc->err));
-    CHECK_OK(tensor_to(gpu, host, &dx_back, &gx->grad, DT_F32, &tc->err));
-    size_t n = (size_t)tensor_numel(&x);
+    double ey, ed;
+    CHECK_OK(cuda_env_rel_err(e, &gy->value, &cy->value, &ey, &tc->err));
+    CHECK_OK(cuda_env_rel_err(e, &gx->grad, &cx->grad, &ed, &tc->err));
     // Same inputs on both sides. f32: the CPU sums in double and rounds once; CUDA keeps fp32 statistics
     // (shifted sums, Chan merges) and fp32 arithmetic, with __expf in SiLU: a few 1e-7 relative, plus
     // 6e-8 * offset / std from the mean when the inputs sit far from zero: 1e-5 covers both.
     // bf16: the output and dx are rounded once to bf16 (at most 2^-9, RMS about 1.1e-3 relative): 5e-3.
     double tol = dtype == DT_F32 ? 1e-5 : 5e-3;
     const char *what = groups ? "group_norm" : "layer_norm";
-    double ey = test_rel_err_f32(y_back.data, cy->value.data, n), ed = test_rel_err_f32(dx_back.data, cx->grad.data, n);
     CHECK_MSG(ey <= tol && ed <= tol,
               "%s %s B %lld H %lld W %lld C %lld G %d affine %d beta %d silu %d offset %g misaligned %d: "
               "relative error y %.3g, dx %.3g (tolerance %.1g)",
@@ -379,12 +359,8 @@ static void compare_norm_cuda(TestCtx *tc, DiceCtx *cpu, DiceCtx *gpu, Arena *ho
 }
 
 DICE_CUDA_TEST(norm_group_norm_cuda_matches_cpu) {
-    DiceCtx cpu, gpu;
-    ctx_init_cpu(&cpu);
-    CHECK_OK(ctx_init_cuda(&gpu, 0, &tc->err));
-    Arena host, dev;
-    CHECK_OK(arena_init(&host, "host", DEV_CPU, 1 << 22, 0, &tc->err));
-    CHECK_OK(arena_init(&dev, "device", DEV_CUDA, 1 << 22, 0, &tc->err));
+    CudaTestEnv e;
+    CHECK_OK(cuda_env_init(&e, 1 << 22, 1 << 22, &tc->err));
     uint64_t rng = tc->seed;
     // C/G odd (3, 5), SD-like 10, 2 and 1; bf16 8-channel vectors spanning two groups (C 24, G 8); scalar
     // paths (C 12 and 30 in bf16, 30 in f32, misaligned data); several row chunks per sample (S 64, 256);
@@ -399,22 +375,15 @@ DICE_CUDA_TEST(norm_group_norm_cuda_matches_cpu) {
         for (int ti = 0; ti < 2; ti++)
             for (int variant = 0; variant < 4; variant++) {
                 bool affine = variant & 1, silu = variant & 2;
-                compare_norm_cuda(tc, &cpu, &gpu, &host, &dev, &cases[ci], (int)cases[ci].shape.G, types[ti], affine,
-                                  affine, silu, &rng);
+                compare_norm_cuda(tc, &e, &cases[ci], (int)cases[ci].shape.G, types[ti], affine, affine, silu, &rng);
                 if (tc->failed) return;
             }
-    arena_free(&host);
-    arena_free(&dev);
-    ctx_free(&gpu);
+    cuda_env_free(&e);
 }
 
 DICE_CUDA_TEST(norm_layer_norm_cuda_matches_cpu) {
-    DiceCtx cpu, gpu;
-    ctx_init_cpu(&cpu);
-    CHECK_OK(ctx_init_cuda(&gpu, 0, &tc->err));
-    Arena host, dev;
-    CHECK_OK(arena_init(&host, "host", DEV_CPU, 1 << 22, 0, &tc->err));
-    CHECK_OK(arena_init(&dev, "device", DEV_CUDA, 1 << 22, 0, &tc->err));
+    CudaTestEnv e;
+    CHECK_OK(cuda_env_init(&e, 1 << 22, 1 << 22, &tc->err));
     uint64_t rng = tc->seed;
     // (rows as B x N, C): scalar C 7 and 1001, 8-wide vectors (C 24, 40, 320, 1280), rows not a multiple
     // of the 8 rows per block, misaligned data, inputs far from zero.
@@ -427,37 +396,28 @@ DICE_CUDA_TEST(norm_layer_norm_cuda_matches_cpu) {
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++)
         for (int ti = 0; ti < 2; ti++)
             for (int variant = 0; variant < 3; variant++) {  // no affine, gamma only, gamma and beta
-                compare_norm_cuda(tc, &cpu, &gpu, &host, &dev, &cases[ci], 0, types[ti], variant >= 1, variant == 2,
-                                  false, &rng);
+                compare_norm_cuda(tc, &e, &cases[ci], 0, types[ti], variant >= 1, variant == 2, false, &rng);
                 if (tc->failed) return;
             }
-    arena_free(&host);
-    arena_free(&dev);
-    ctx_free(&gpu);
+    cuda_env_free(&e);
 }
 
 // The widest rows: C = 8192 in bf16 is 1024 threads of 8 channels and 64 KiB of shared memory (the opt-in
 // above 48 KiB); in f32 it would need 2048 threads and is refused with a message.
 DICE_CUDA_TEST(norm_group_norm_cuda_widest_rows) {
-    DiceCtx cpu, gpu;
-    ctx_init_cpu(&cpu);
-    CHECK_OK(ctx_init_cuda(&gpu, 0, &tc->err));
-    Arena host, dev;
-    CHECK_OK(arena_init(&host, "host", DEV_CPU, 1 << 22, 0, &tc->err));
-    CHECK_OK(arena_init(&dev, "device", DEV_CUDA, 1 << 22, 0, &tc->err));
+    CudaTestEnv e;
+    CHECK_OK(cuda_env_init(&e, 1 << 22, 1 << 22, &tc->err));
     uint64_t rng = tc->seed;
     const CudaCase wide = {{3, 1, 1, 2, 8192, 64}, 0, false};
-    compare_norm_cuda(tc, &cpu, &gpu, &host, &dev, &wide, 64, DT_BF16, true, true, true, &rng);
+    compare_norm_cuda(tc, &e, &wide, 64, DT_BF16, true, true, true, &rng);
     if (tc->failed) return;
     Graph g;
-    CHECK_OK(graph_init(&g, &gpu, &dev, &tc->err));
+    CHECK_OK(graph_init(&g, &e.gpu, &e.dev, &tc->err));
     Tensor xt;
-    CHECK_OK(arena_tensor(&dev, &xt, DT_F32, 3, (int64_t[]){1, 2, 8192}, &tc->err));
+    CHECK_OK(arena_tensor(&e.dev, &xt, DT_F32, 3, (int64_t[]){1, 2, 8192}, &tc->err));
     Var *x, *y;
     CHECK_OK(graph_leaf(&g, &x, &xt, false, &tc->err));
     CHECK_FAILS_WITH(op_group_norm(&g, &y, x, NULL, NULL, 64, 1e-5f, false, &tc->err), "at most 1024");
     graph_free(&g);
-    arena_free(&host);
-    arena_free(&dev);
-    ctx_free(&gpu);
+    cuda_env_free(&e);
 }

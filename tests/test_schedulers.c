@@ -20,16 +20,6 @@ static bool close_to(float got, float want, double rel, double abs) {
     return fabs((double)got - (double)want) <= rel * fabs((double)want) + abs;
 }
 
-// A float32 golden tensor with numel elements, or NULL after failing the test.
-static const float *golden(TestCtx *tc, const StFile *f, const char *name, int64_t numel) {
-    const StTensorInfo *t = st_find(f, name);
-    if (!t || t->dtype != DT_F32 || st_numel(t) != numel) {
-        test_fail(tc, __FILE__, __LINE__, "golden tensor %s missing or malformed", name);
-        return NULL;
-    }
-    return t->data;
-}
-
 // Replays case `name` (see scripts/golden_schedulers.py) and checks every recorded value; *worst
 // receives the largest relative error of a step.
 static void run_case(TestCtx *tc, const StFile *f, const char *name, double *worst) {
@@ -58,7 +48,7 @@ static void run_case(TestCtx *tc, const StFile *f, const char *name, double *wor
     snprintf(key, sizeof key, "%s/alphas_cumprod", name);
     CHECK_MSG(!rescaled || st_find(f, key), "case %s: zero-SNR case without alphas_cumprod", name);
     if (st_find(f, key)) {
-        const float *want = golden(tc, f, key, s.sched.T);
+        const float *want = test_golden_f32(tc, f, key, s.sched.T);
         if (!want) return;
         for (int i = 0; i < s.sched.T; i++)
             CHECK_MSG(close_to(s.sched.alphas_cumprod[i], want[i], 0, rescaled ? 5e-7 : 0),
@@ -73,14 +63,14 @@ static void run_case(TestCtx *tc, const StFile *f, const char *name, double *wor
     CHECK_MSG(ts && ts->ndim == 1, "case %s: timesteps missing", name);
     CHECK_MSG(ts->shape[0] == s.num_steps, "case %s: %d timesteps, diffusers has %lld", name, s.num_steps,
               (long long)ts->shape[0]);
-    const float *want_t = golden(tc, f, key, s.num_steps);
+    const float *want_t = test_golden_f32(tc, f, key, s.num_steps);
     if (!want_t) return;
     for (int i = 0; i < s.num_steps; i++)
         CHECK_MSG(s.timesteps[i] == want_t[i], "case %s: timestep %d is %.9g, diffusers %.9g", name, i,
                   (double)s.timesteps[i], (double)want_t[i]);
     snprintf(key, sizeof key, "%s/sigmas", name);
     if (st_find(f, key)) {
-        const float *want = golden(tc, f, key, s.num_steps + 1);
+        const float *want = test_golden_f32(tc, f, key, s.num_steps + 1);
         if (!want) return;
         for (int i = 0; i <= s.num_steps; i++)
             CHECK_MSG(close_to(s.sigmas[i], want[i], 3e-7, 0), "case %s: sigma %d is %.9g, diffusers %.9g", name, i,
@@ -88,7 +78,7 @@ static void run_case(TestCtx *tc, const StFile *f, const char *name, double *wor
         if (rescaled) memcpy(s.sigmas, want, sizeof(float) * (size_t)(s.num_steps + 1));
     }
     snprintf(key, sizeof key, "%s/init_noise_sigma", name);
-    const float *want_sigma = golden(tc, f, key, 1);
+    const float *want_sigma = test_golden_f32(tc, f, key, 1);
     if (!want_sigma) return;
     CHECK_MSG(close_to(s.init_noise_sigma, *want_sigma, 3e-7, 0), "case %s: init_noise_sigma %.9g, diffusers %.9g",
               name, (double)s.init_noise_sigma, (double)*want_sigma);
@@ -100,10 +90,10 @@ static void run_case(TestCtx *tc, const StFile *f, const char *name, double *wor
     int side = (int)traj->shape[4];
     size_t n = (size_t)4 * side * side;
     snprintf(key, sizeof key, "noise%d", side);
-    const float *noise = golden(tc, f, key, (int64_t)n);
+    const float *noise = test_golden_f32(tc, f, key, (int64_t)n);
     snprintf(key, sizeof key, "r%d", side);
-    const float *r = golden(tc, f, key, (int64_t)n);
-    const float *want_traj = golden(tc, f, traj->name, (int64_t)n * s.num_steps);
+    const float *r = test_golden_f32(tc, f, key, (int64_t)n);
+    const float *want_traj = test_golden_f32(tc, f, traj->name, (int64_t)n * s.num_steps);
     if (!noise || !r || !want_traj) return;
     float *x = malloc(n * sizeof *x), *x_in = malloc(n * sizeof *x), *eps = malloc(n * sizeof *x);
     CHECK(x && x_in && eps);
@@ -262,7 +252,8 @@ DICE_TEST(sched_add_noise_and_velocity_match_ddpm) {
     StFile f;
     CHECK_OK(st_open(&f, test_path(tc, "tests/golden/schedulers.safetensors"), &tc->err));
     const size_t n = 2 * 4 * 4 * 4, per_image = n / 2;
-    const float *x0 = golden(tc, &f, "noising/x0", (int64_t)n), *noise = golden(tc, &f, "noising/noise", (int64_t)n);
+    const float *x0 = test_golden_f32(tc, &f, "noising/x0", (int64_t)n);
+    const float *noise = test_golden_f32(tc, &f, "noising/noise", (int64_t)n);
     if (!x0 || !noise) return;
     char names[256], key[128];
     const char *list = st_meta(&f, "noising");
@@ -282,7 +273,7 @@ DICE_TEST(sched_add_noise_and_velocity_match_ddpm) {
         schedule_config_free(&cfg);
         CHECK_MSG(rc == 0, "%s: %s", name, tc->err.msg);
         snprintf(key, sizeof key, "noising/%s/alphas_cumprod", name);
-        const float *abar = golden(tc, &f, key, s.T);
+        const float *abar = test_golden_f32(tc, &f, key, s.T);
         if (!abar) return;
         double abar_abs = rescaled ? 5e-7 : 0;  // see run_case
         for (int t = 0; t < s.T; t++)
@@ -294,9 +285,9 @@ DICE_TEST(sched_add_noise_and_velocity_match_ddpm) {
         CHECK(ts && ts->dtype == DT_I64 && ts->ndim == 1);
         int nt = (int)ts->shape[0];
         snprintf(key, sizeof key, "noising/%s/add_noise", name);
-        const float *want_noisy = golden(tc, &f, key, (int64_t)n * nt);
+        const float *want_noisy = test_golden_f32(tc, &f, key, (int64_t)n * nt);
         snprintf(key, sizeof key, "noising/%s/velocity", name);
-        const float *want_v = golden(tc, &f, key, (int64_t)n * nt);
+        const float *want_v = test_golden_f32(tc, &f, key, (int64_t)n * nt);
         if (!want_noisy || !want_v) return;
         float got[2 * 4 * 4 * 4];
         for (int k = 0; k < nt; k++) {

@@ -2,7 +2,8 @@
 // with garbage (a barrier reached by part of a block, divergent barriers, a shuffle waiting for lanes
 // that exited, mismatched masks or operations, tensor-core instructions in a partial warp, ldmatrix
 // outside shared memory, a host pointer as kernel argument, reads of shared memory never written),
-// and of misuse of the runtime API; also simt_launch with a functor. Each checks that the message
+// static __shared__ in a template (refused at compile time), and of misuse of the runtime API; also
+// simt_launch with a functor. Each checks that the message
 // names the kernel and that the next launch works. On a GPU these are undefined behaviour, so they
 // are CPU tests that only the emulated build runs (the GPU build compiles them as skips).
 #include <vector>
@@ -218,6 +219,42 @@ DICE_TEST(simt_undefined_values_are_poison) {
     for (size_t i = 0; i < host.size(); i++)  // block 1 sees poison again, not block 0's zeros
         CHECK_MSG(host[i] == 0xffffffffu, "block %zu, %s, thread %zu: 0x%08x", i / 192,
                   i % 192 < 64 ? "static smem" : i % 192 < 128 ? "dynamic smem" : "shuffle", i % 64, host[i]);
+#endif
+}
+
+#ifdef DICE_EMU
+// __PRETTY_FUNCTION__ where g++ drops the section of a static (so a static __shared__ there would be neither
+// poisoned per block nor shared memory to ldmatrix), and where it keeps it.
+template <int N>
+static const char *site_in_function_template() {
+    return __PRETTY_FUNCTION__;
+}
+template <typename T>
+struct SiteInClassTemplate {
+    static const char *member() { return __PRETTY_FUNCTION__; }
+};
+template <int N>
+static const char *site_in_lambda_in_template() {
+    return [] { return __PRETTY_FUNCTION__; }();
+}
+static const char *site_in_plain_function() { return __PRETTY_FUNCTION__; }
+#define SIMT_STRINGIFY_(...) #__VA_ARGS__
+#define SIMT_EXPANSION_OF_(macro) SIMT_STRINGIFY_(macro)
+#endif
+
+// A templated kernel with a static __shared__ array must not compile in the emulated build: __shared__ asserts
+// simt_static_shared_allowed(__PRETTY_FUNCTION__), which must refuse every template and lambda context.
+DICE_TEST(simt_refuses_static_shared_in_templates) {
+#ifndef DICE_EMU
+    SKIP("emulator only");
+#else
+    CHECK(strstr(SIMT_EXPANSION_OF_(__shared__), "static_assert(simt_static_shared_allowed(__PRETTY_FUNCTION__)"));
+    CHECK(simt_static_shared_allowed(site_in_plain_function()));
+    CHECK(!simt_static_shared_allowed(site_in_function_template<3>()));
+    CHECK(!simt_static_shared_allowed(SiteInClassTemplate<float>::member()));
+    CHECK(!simt_static_shared_allowed(site_in_lambda_in_template<3>()));
+    CHECK(!simt_static_shared_allowed([] { return __PRETTY_FUNCTION__; }()));
+    CHECK(!simt_static_shared_allowed([](auto x) { return x ? __PRETTY_FUNCTION__ : ""; }(1)));
 #endif
 }
 

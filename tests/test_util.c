@@ -1,5 +1,6 @@
 // tests/test_util.c — helpers for tests (declared in test.h): failure/skip recording, relative
-// error, repository paths, per-test scratch directories, running the dice program as a subprocess.
+// error, repository paths, per-test scratch directories, running the dice program as a subprocess,
+// golden tensors.
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -12,6 +13,8 @@
 #include <unistd.h>
 
 #include "test.h"
+
+#include "nn/safetensors.h"
 
 void test_fail(TestCtx *tc, const char *file, int line, const char *fmt, ...) {
     char text[1024];
@@ -121,4 +124,13 @@ int test_run(TestCtx *tc, const char *const *argv, char *out, size_t outsize, ch
 const char *test_dice_bin(TestCtx *tc) {
     const char *bin = getenv("DICE_BIN");
     return bin ? bin : test_path(tc, "build/dice");
+}
+
+const float *test_golden_f32(TestCtx *tc, const StFile *f, const char *name, int64_t numel) {
+    const StTensorInfo *t = st_find(f, name);
+    if (!t || t->dtype != DT_F32 || st_numel(t) != numel) {
+        test_fail(tc, __FILE__, __LINE__, "golden tensor %s missing or malformed", name);
+        return NULL;
+    }
+    return t->data;
 }

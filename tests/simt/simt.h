@@ -18,7 +18,8 @@
 //     before the block runs out of other work: the emulated meaning of "converged".
 //   - Static __shared__ variables live in one linker section that is filled with 0xFF before every
 //     block; dynamic shared memory (DICE_DYNAMIC_SMEM) is a fresh 0xFF-filled buffer of the launch's
-//     size for every block. So a kernel that reads shared memory it did not write reads NaN.
+//     size for every block. So a kernel that reads shared memory it did not write reads NaN. Templates
+//     and lambdas cannot declare static __shared__ variables (a compile-time error, see below).
 //   - Atomics are real atomics; math intrinsics are the libm functions (fast-math variants exact).
 //   - A thread never yields inside a loop of its own: a kernel that spins on a flag another thread of
 //     its block, or another block, is to set (without a barrier in between) hangs here. CUDA does not
@@ -52,8 +53,25 @@
 #define __noinline__ __attribute__((noinline))
 #define __align__(n) __attribute__((aligned(n)))
 #define __launch_bounds__(...)
-// Block-scope statics in one section, so the emulator can poison all static shared memory at once.
-#define __shared__ __attribute__((section("simt_shared"))) static
+// Block-scope statics in one section, so the emulator can poison all static shared memory at once (and
+// ldmatrix can tell shared memory from global). g++ ignores the section attribute on the statics of template
+// instantiations, and of lambdas in them (GCC bug 70435): such a variable would land in .bss, neither poisoned
+// per block nor shared memory to ldmatrix, so the static_assert refuses __shared__ in a template or lambda.
+#define __shared__                                                                                              \
+    static_assert(simt_static_shared_allowed(__PRETTY_FUNCTION__),                                               \
+                  "a static __shared__ variable in a template or lambda is not emulated (g++ ignores its "      \
+                  "section attribute): use DICE_DYNAMIC_SMEM there (kernels/cuda_common.cuh)");                 \
+    __attribute__((section("simt_shared"))) static
+// Whether g++ honours the section of a static declared in the function whose __PRETTY_FUNCTION__ is `pretty`:
+// not in a template instantiation (g++ appends "[with T = ...]") nor in a lambda ("<lambda").
+constexpr bool simt_static_shared_allowed(const char *pretty) {
+    for (const char *p = pretty; *p; p++) {
+        if (p[0] == '[' && p[1] == 'w' && p[2] == 'i' && p[3] == 't' && p[4] == 'h' && p[5] == ' ') return false;
+        if (p[0] == '<' && p[1] == 'l' && p[2] == 'a' && p[3] == 'm' && p[4] == 'b' && p[5] == 'd' && p[6] == 'a')
+            return false;
+    }
+    return true;
+}
 
 // ---------------------------------------------------------------- built-in types and variables
 struct uint3 {
