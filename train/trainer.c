@@ -154,7 +154,8 @@ static int make_null_embeds(Trainer *t, TrainSettings *s, DiceError *err) {
     }
     t->n_null = n;
     DICE_TRY(rc);
-    if (t->o->negative_prompts) return train_settings_add(s, "negative_prompts", err, "%d prompts, fnv %016" PRIx64, n, hash);
+    if (t->o->negative_prompts)
+        return train_settings_add(s, "negative_prompts", err, "%d prompts, fnv %016" PRIx64, n, hash);
     return train_settings_add(s, "negative_prompts", err, "none");
 }
 
@@ -245,7 +246,8 @@ static int setup(Trainer *t, DiceError *err) {
     DICE_TRY(arena_init(&t->persistent, "sharpener", dev, 16 << 20, 0, err));
     DICE_TRY(arena_init(&t->step, "step", dev, dev == DEV_CUDA ? (size_t)1 << 30 : 64 << 20, 0, err));
     DICE_TRY(arena_init(&t->scratch, "recompute", dev, 64 << 20, 0, err));
-    DICE_TRY(sd_model_open(&t->model, o->model_dir, o->config_dir, &t->ctx, SD_LOAD_TOKENIZER | SD_LOAD_TEXT | SD_LOAD_UNET, err));
+    DICE_TRY(sd_model_open(&t->model, o->model_dir, o->config_dir, &t->ctx,
+                           SD_LOAD_TOKENIZER | SD_LOAD_TEXT | SD_LOAD_UNET, err));
     t->model.unet.checkpoint = o->checkpoint_blocks;
     DICE_TRY(schedule_config_load(&t->schedule_cfg, t->model.scheduler_config, err));
     DICE_TRY(noise_schedule_init(&t->schedule, &t->schedule_cfg, err));
@@ -397,9 +399,8 @@ static int run(Trainer *t, DiceError *err) {
                        ")", (long long)step, t->dist->rank, hash);
         }
         if (lead) {
-            DICE_CHECK(err, fprintf(t->csv, "%lld,%.17g,%.9g,%.3f\n", (long long)step, loss, o->lr, t->st.seconds) > 0 &&
-                                fflush(t->csv) == 0,
-                       "%s: write failed: %s", t->csv_path, strerror(errno));
+            int written = fprintf(t->csv, "%lld,%.17g,%.9g,%.3f\n", (long long)step, loss, o->lr, t->st.seconds);
+            DICE_CHECK(err, written > 0 && fflush(t->csv) == 0, "%s: write failed: %s", t->csv_path, strerror(errno));
             if (!o->quiet) {
                 double rate = (double)(step - first) / (elapsed > 0 ? elapsed : 1e-9);
                 char eta[32];
