@@ -153,20 +153,7 @@ __global__ void __launch_bounds__(128) attention_bwd_kernel(AttentionShape s, ui
                                : 0.0f;
             }
 
-        if constexpr (DO_DV) {  // dV (16 keys, D) += P^T dO
-#pragma unroll
-            for (int kk = 0; kk < BLOCK_M / 16; kk++) {
-                uint32_t a[4];
-                attn_pack_a(a, p[2 * kk], p[2 * kk + 1]);
-#pragma unroll
-                for (int dp = 0; dp < D_TILE / 16; dp++) {
-                    uint32_t bf[4];
-                    attn_ldm_b_kn<STRIDE>(bf, sdOi, kk * 16, dp * 16, lane);
-                    dice_mma_m16n8k16_bf16(acc_dv[2 * dp], a, bf, acc_dv[2 * dp]);
-                    if ((2 * dp + 1) * 8 < D) dice_mma_m16n8k16_bf16(acc_dv[2 * dp + 1], a, bf + 2, acc_dv[2 * dp + 1]);
-                }
-            }
-        }
+        if constexpr (DO_DV) attn_mma_acc_cb<STRIDE>(acc_dv, p, sdOi, D, lane);  // dV (16 keys, D) += P^T dO
 
         if constexpr (DO_DKDQ) {
             // dP^T (16 keys, BLOCK_M) = V dO^T; dS^T = P^T * (dP^T - Dl), kept in p.
@@ -182,19 +169,7 @@ __global__ void __launch_bounds__(128) attention_bwd_kernel(AttentionShape s, ui
                 *reinterpret_cast<uint32_t *>(sdS + (key_row0 + g + 8) * DS_STRIDE + nt * 8 + 2 * t) =
                     dice_pack_bf16x2(p[nt][2], p[nt][3]);
             }
-            // dK (16 keys, D) += dS^T Q
-#pragma unroll
-            for (int kk = 0; kk < BLOCK_M / 16; kk++) {
-                uint32_t a[4];
-                attn_pack_a(a, p[2 * kk], p[2 * kk + 1]);
-#pragma unroll
-                for (int dp = 0; dp < D_TILE / 16; dp++) {
-                    uint32_t bf[4];
-                    attn_ldm_b_kn<STRIDE>(bf, sQi, kk * 16, dp * 16, lane);
-                    dice_mma_m16n8k16_bf16(acc_dk[2 * dp], a, bf, acc_dk[2 * dp]);
-                    if ((2 * dp + 1) * 8 < D) dice_mma_m16n8k16_bf16(acc_dk[2 * dp + 1], a, bf + 2, acc_dk[2 * dp + 1]);
-                }
-            }
+            attn_mma_acc_cb<STRIDE>(acc_dk, p, sQi, D, lane);  // dK (16 keys, D) += dS^T Q
             __syncthreads();  // dS^T complete
             if (dq_acc) {
                 // dQ (BLOCK_M, D) += dS K over the block's 64 keys: warp -> (16-row query tile, every

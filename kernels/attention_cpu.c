@@ -11,7 +11,7 @@
 
 enum {
     ATTN_CPU_ROWS = 128,       // query rows per score block
-    ATTN_CPU_PARALLEL = 16384  // score elements of a block above which its softmax loops run in parallel
+    ATTN_CPU_PARALLEL = 4096   // score elements of a block above which its softmax loops run in parallel
 };
 
 #define REAL float

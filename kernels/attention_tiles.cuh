@@ -17,7 +17,8 @@
 //   attn_ldm_a_t:    A with A[m][k] = T[k][m] (A^T stored row-major; dS^T in dS K)   (.x4.trans)
 // and attn_pack_a turns the fp32 accumulators of two adjacent 16x8 n-tiles (a 16 x 16 block of C) into
 // the bf16 A fragment of the next product (P in P V, without going through shared memory). attn_mma_abt is
-// one warp's 16-row product A B^T of two such tiles over the head dim (K Q^T, V dO^T in the backward).
+// one warp's 16-row product A B^T of two such tiles over the head dim (K Q^T, V dO^T in the backward), and
+// attn_mma_acc_cb accumulates C B from 16 rows of accumulators C and a tile B (P^T dO, dS^T Q).
 #pragma once
 #include "kernels/cuda_common.cuh"
 #include "kernels/attention.h"
@@ -69,6 +70,26 @@ static __device__ __forceinline__ void attn_pack_a(uint32_t a[4], const float c0
 }
 
 static __device__ __forceinline__ void attn_zero(float c[4]) { c[0] = c[1] = c[2] = c[3] = 0.0f; }
+
+// acc (16 rows, ACC_TILES n-tiles of 8: the head dim) += C B, with C (16 rows, C_TILES * 8) the warp's fp32
+// accumulators (packed to bf16 A fragments) and B (C_TILES * 8 rows, STRIDE) row-major in shared memory (B's rows
+// are the k index, as V in P V). The n-tile past d of an odd d / 8 is padding and skipped.
+template <int STRIDE, int ACC_TILES, int C_TILES>
+static __device__ __forceinline__ void attn_mma_acc_cb(float (&acc)[ACC_TILES][4], const float (&c)[C_TILES][4],
+                                                       const uint16_t *b_tile, int d, int lane) {
+#pragma unroll
+    for (int kk = 0; kk < C_TILES / 2; kk++) {
+        uint32_t a[4];
+        attn_pack_a(a, c[2 * kk], c[2 * kk + 1]);
+#pragma unroll
+        for (int dp = 0; dp < ACC_TILES / 2; dp++) {
+            uint32_t bf[4];
+            attn_ldm_b_kn<STRIDE>(bf, b_tile, kk * 16, dp * 16, lane);
+            dice_mma_m16n8k16_bf16(acc[2 * dp], a, bf, acc[2 * dp]);
+            if ((2 * dp + 1) * 8 < d) dice_mma_m16n8k16_bf16(acc[2 * dp + 1], a, bf + 2, acc[2 * dp + 1]);
+        }
+    }
+}
 
 // acc (16 rows from row0 of A, N_TILES n-tiles of 8) = A B^T over the D_TILE columns of A (rows, STRIDE) and
 // B (N_TILES * 8 rows, STRIDE), both row-major in shared memory (B's rows are the n index, as K in Q K^T).
