@@ -212,7 +212,14 @@ $(B)/emu/%.o: %.cpp $(FLAGS_STAMP)
 	$(call say,CXX-EMU,$<)
 	$(Q)$(CXX) $(CXXFLAGS) $(EMU_DEFS) -c $< -o $@
 
-$(B)/%/tests/registry.c: $(TEST_C) $(TEST_CU) scripts/gen_test_registry.sh
+# The registry also depends on the list of test files (a file added with an old mtime, e.g. from a
+# checkout or an archive, must still be registered).
+TESTS_STAMP := $(B)/.test-files
+ifneq ($(MAKECMDGOALS),clean)
+  $(shell mkdir -p $(B); echo '$(TEST_C) $(TEST_CU)' | cmp -s - $(TESTS_STAMP) || echo '$(TEST_C) $(TEST_CU)' > $(TESTS_STAMP))
+endif
+
+$(B)/%/tests/registry.c: $(TEST_C) $(TEST_CU) scripts/gen_test_registry.sh $(TESTS_STAMP)
 	@mkdir -p $(@D)
 	$(call say,GEN,$@)
 	$(Q)scripts/gen_test_registry.sh $(TEST_C) $(TEST_CU) > $@

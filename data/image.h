@@ -3,6 +3,7 @@
 // Corrupt or truncated files give a clear error naming the file, never a crash or an exit
 // (libpng's and libjpeg's fatal-error handlers are replaced).
 #pragma once
+#include <stddef.h>
 #include <stdint.h>
 
 #include "nn/error.h"

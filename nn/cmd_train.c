@@ -21,7 +21,8 @@ static const char usage[] =
     "                          single-file checkpoint (.safetensors) with --config\n"
     "  --config DIR            a diffusers SD 1.x folder giving a single file's configs and tokenizer\n"
     "  --data DIR              HDF5 shards written by `dice prep` (shard_00000.h5, ...)\n"
-    "  --out DIR               loss.csv, checkpoint.safetensors, sharpener.safetensors (created)\n"
+    "  --out DIR               loss.csv, loss.png, val_STEP.png, checkpoint.safetensors, sharpener.safetensors\n"
+    "                          (created)\n"
     "  --steps N               optimiser steps (8000)\n"
     "  --batch N               GLOBAL batch, split over the ranks (128)\n"
     "  --micro-batch N         samples per forward/backward on a rank; gradients accumulate (16)\n"
@@ -35,13 +36,19 @@ static const char usage[] =
     "  --seed N                initialisation, data order and noise (0)\n"
     "  --save-every N          checkpoint period in steps, 0 for the end only (500)\n"
     "  --check-every N         compare the sharpener across ranks every N steps (100)\n"
+    "  --val-every N           every N steps write val_STEP.png: rows unguided, CFG (--guidance) and DICE\n"
+    "                          (--alpha, the current sharpener), one column per prompt, seeds 0, 1, ...;\n"
+    "                          0 turns it off (500)\n"
+    "  --val-prompts FILE      validation prompts, one a line (default: 4 built-in COCO-style captions)\n"
+    "  --val-steps N           DPM-Solver++ steps of the validation images (20)\n"
     "  --resume                continue from --out's checkpoint (bit for bit on the CPU)\n"
     "  --device cpu|cuda       (cpu); on CUDA the frozen nets run in bf16, the sharpener in fp32\n"
     "  --checkpoint-blocks     recompute the UNet's blocks in backward (less memory, same gradients)\n"
     "  --hidden N --heads N    sharpener width and heads (512, 8: the authors')\n"
     "  --quiet                 no progress lines\n"
     "\n"
-    "Progress (rank 0, stderr): step, loss, it/s, ETA. loss.csv: step,loss,lr,seconds.\n";
+    "Progress (rank 0, stderr): step, loss, it/s, ETA. loss.csv: step,loss,lr,seconds; loss.png (rewritten with\n"
+    "every checkpoint): the loss and its trailing mean against the step.\n";
 
 static int parse_i64(const char *flag, const char *text, int64_t min, int64_t *out) {
     char *end;
@@ -87,11 +94,13 @@ static int parse_args(int argc, char **argv, TrainOptions *o) {
         else if (!strcmp(a, "--data")) o->data_dir = v;
         else if (!strcmp(a, "--out")) o->out_dir = v;
         else if (!strcmp(a, "--negative-prompts")) o->negative_prompts = v;
+        else if (!strcmp(a, "--val-prompts")) o->val_prompts = v;
         else if (!strcmp(a, "--steps")) rc = parse_i64(a, v, 1, &o->steps);
         else if (!strcmp(a, "--batch")) rc = parse_i64(a, v, 1, &o->global_batch);
         else if (!strcmp(a, "--micro-batch")) rc = parse_i64(a, v, 1, &o->micro_batch);
         else if (!strcmp(a, "--save-every")) rc = parse_i64(a, v, 0, &o->save_every);
         else if (!strcmp(a, "--check-every")) rc = parse_i64(a, v, 1, &o->check_every);
+        else if (!strcmp(a, "--val-every")) rc = parse_i64(a, v, 0, &o->val_every);
         else if (!strcmp(a, "--stop-after")) rc = parse_i64(a, v, 1, &o->stop_after);  // testing: SIGKILL itself
         else if (!strcmp(a, "--seed")) {
             rc = parse_i64(a, v, 0, &n);
@@ -102,6 +111,9 @@ static int parse_args(int argc, char **argv, TrainOptions *o) {
         } else if (!strcmp(a, "--heads")) {
             rc = parse_i64(a, v, 1, &n);
             o->heads = n < (1 << 20) ? (int)n : 0;
+        } else if (!strcmp(a, "--val-steps")) {
+            rc = parse_i64(a, v, 1, &n);
+            o->val_steps = n < 10000 ? (int)n : 0;  // 0 is refused by the trainer's checks
         } else if (!strcmp(a, "--lr")) rc = parse_f64(a, v, &o->lr);
         else if (!strcmp(a, "--guidance")) rc = parse_f64(a, v, &o->guidance);
         else if (!strcmp(a, "--alpha")) rc = parse_f64(a, v, &o->alpha);

@@ -18,6 +18,7 @@
 #include "nn/tensor_copy.h"
 #include "sample/scheduler_config.h"
 #include "train/checkpoint.h"
+#include "train/train_outputs.h"
 
 #define STREAM_KEY_MIX 0x9E3779B97F4A7C15ull
 
@@ -33,6 +34,8 @@ TrainOptions train_options_defaults(void) {
     o.loss = DICE_LOSS_L1;
     o.save_every = 500;
     o.check_every = 100;
+    o.val_every = 500;
+    o.val_steps = 20;
     o.device = DEV_CPU;
     o.hidden = 512;
     o.heads = 8;
@@ -61,8 +64,10 @@ typedef struct Trainer {
     int64_t *rows;                // (rank_rows)
     float *mean, *logvar, *x_t;   // (rank_rows, n_latent) and (micro, n_latent)
     int32_t *ids, *timesteps, *null_index;
+    char **val_prompts;           // (n_val) rank 0 with val_every > 0, else NULL
+    int n_val;
     FILE *csv;
-    char ckpt_path[4096], csv_path[4096];
+    char ckpt_path[4096], csv_path[4096], plot_path[4096];
 } Trainer;
 
 static bool is_file(const char *path) {
@@ -84,8 +89,9 @@ static uint64_t fnv1a64(uint64_t h, const void *data, size_t n) {
 
 static int check_options(const TrainOptions *o, const Dist *d, DiceError *err) {
     DICE_CHECK(err, o->model_dir && o->data_dir && o->out_dir, "dice train needs --model, --data and --out");
-    DICE_CHECK(err, o->steps >= 1 && o->micro_batch >= 1 && o->save_every >= 0 && o->check_every >= 1,
-               "--steps, --micro-batch and --check-every must be >= 1 and --save-every >= 0");
+    DICE_CHECK(err, o->steps >= 1 && o->micro_batch >= 1 && o->save_every >= 0 && o->check_every >= 1 &&
+               o->val_every >= 0 && o->val_steps >= 1,
+               "--steps, --micro-batch, --check-every and --val-steps must be >= 1, --save-every and --val-every >= 0");
     DICE_CHECK(err, o->global_batch >= d->n_ranks,
                "--batch %lld is the global batch; it must be at least the number of ranks (%d)",
                (long long)o->global_batch, d->n_ranks);
@@ -94,10 +100,10 @@ static int check_options(const TrainOptions *o, const Dist *d, DiceError *err) {
     return 0;
 }
 
-// Prompts of a file, one a line (empty lines skipped), as a malloc'd array of malloc'd strings.
-static int read_prompts(const char *path, char ***out, int *n, uint64_t *hash, DiceError *err) {
+// Prompts of a file, one a line (empty lines skipped), as a malloc'd array of malloc'd strings; errors name `flag`.
+static int read_prompts(const char *flag, const char *path, char ***out, int *n, uint64_t *hash, DiceError *err) {
     FILE *fp = fopen(path, "rb");
-    DICE_CHECK(err, fp, "--negative-prompts %s: %s", path, strerror(errno));
+    DICE_CHECK(err, fp, "%s %s: %s", flag, path, strerror(errno));
     char **list = NULL;
     int count = 0, cap = 0, rc = 0;
     char *line = NULL;
@@ -112,17 +118,17 @@ static int read_prompts(const char *path, char ***out, int *n, uint64_t *hash, D
             cap = cap ? 2 * cap : 16;
             char **grown = realloc(list, (size_t)cap * sizeof *grown);
             if (!grown) {
-                rc = DICE_FAIL(err, "--negative-prompts: out of memory");
+                rc = DICE_FAIL(err, "%s: out of memory", flag);
                 break;
             }
             list = grown;
         }
         list[count] = strdup(line);
-        if (!list[count]) rc = DICE_FAIL(err, "--negative-prompts: out of memory");
+        if (!list[count]) rc = DICE_FAIL(err, "%s: out of memory", flag);
         else count++;
     }
-    if (!rc && ferror(fp)) rc = DICE_FAIL(err, "--negative-prompts %s: read error", path);
-    if (!rc && !count) rc = DICE_FAIL(err, "--negative-prompts %s: no prompts (one a line)", path);
+    if (!rc && ferror(fp)) rc = DICE_FAIL(err, "%s %s: read error", flag, path);
+    if (!rc && !count) rc = DICE_FAIL(err, "%s %s: no prompts (one a line)", flag, path);
     free(line);
     fclose(fp);
     if (rc) {
@@ -140,7 +146,8 @@ static int make_null_embeds(Trainer *t, TrainSettings *s, DiceError *err) {
     char **prompts = NULL, *empty[1] = {""};
     int n = 1;
     uint64_t hash = 0;
-    if (t->o->negative_prompts) DICE_TRY(read_prompts(t->o->negative_prompts, &prompts, &n, &hash, err));
+    if (t->o->negative_prompts)
+        DICE_TRY(read_prompts("--negative-prompts", t->o->negative_prompts, &prompts, &n, &hash, err));
     int64_t shape[3] = {n, t->model.tok.max_length, t->model.text.cfg.hidden_size};
     int rc = arena_tensor(&t->persistent, &t->null_embeds, DT_F32, 3, shape, err);
     if (!rc)
@@ -157,6 +164,20 @@ static int make_null_embeds(Trainer *t, TrainSettings *s, DiceError *err) {
     if (t->o->negative_prompts)
         return train_settings_add(s, "negative_prompts", err, "%d prompts, fnv %016" PRIx64, n, hash);
     return train_settings_add(s, "negative_prompts", err, "none");
+}
+
+// The validation prompts (rank 0 with val_every > 0): --val-prompts' lines or the built-in captions.
+static int load_val_prompts(Trainer *t, DiceError *err) {
+    uint64_t hash;
+    if (t->o->val_prompts)
+        return read_prompts("--val-prompts", t->o->val_prompts, &t->val_prompts, &t->n_val, &hash, err);
+    t->val_prompts = calloc((size_t)train_val_n_default_prompts, sizeof *t->val_prompts);
+    DICE_CHECK(err, t->val_prompts, "dice train: out of host memory");
+    for (; t->n_val < train_val_n_default_prompts; t->n_val++) {
+        t->val_prompts[t->n_val] = strdup(train_val_default_prompts[t->n_val]);
+        DICE_CHECK(err, t->val_prompts[t->n_val], "dice train: out of host memory");
+    }
+    return 0;
 }
 
 static int check_data(Trainer *t, DiceError *err) {
@@ -246,8 +267,10 @@ static int setup(Trainer *t, DiceError *err) {
     DICE_TRY(arena_init(&t->persistent, "sharpener", dev, 16 << 20, 0, err));
     DICE_TRY(arena_init(&t->step, "step", dev, dev == DEV_CUDA ? (size_t)1 << 30 : 64 << 20, 0, err));
     DICE_TRY(arena_init(&t->scratch, "recompute", dev, 64 << 20, 0, err));
+    bool val_grids = d->rank == 0 && o->val_every > 0;
+    if (val_grids) DICE_TRY(load_val_prompts(t, err));
     DICE_TRY(sd_model_open(&t->model, o->model_dir, o->config_dir, &t->ctx,
-                           SD_LOAD_TOKENIZER | SD_LOAD_TEXT | SD_LOAD_UNET, err));
+                           SD_LOAD_TOKENIZER | SD_LOAD_TEXT | SD_LOAD_UNET | (val_grids ? SD_LOAD_VAE : 0), err));
     t->model.unet.checkpoint = o->checkpoint_blocks;
     DICE_TRY(schedule_config_load(&t->schedule_cfg, t->model.scheduler_config, err));
     DICE_TRY(noise_schedule_init(&t->schedule, &t->schedule_cfg, err));
@@ -275,6 +298,7 @@ static int setup(Trainer *t, DiceError *err) {
         return DICE_FAIL(err, "--out %s: %s", o->out_dir, strerror(errno));
     snprintf(t->ckpt_path, sizeof t->ckpt_path, "%s/checkpoint.safetensors", o->out_dir);
     snprintf(t->csv_path, sizeof t->csv_path, "%s/loss.csv", o->out_dir);
+    snprintf(t->plot_path, sizeof t->plot_path, "%s/loss.png", o->out_dir);
     bool have = is_file(t->ckpt_path);
     DICE_CHECK(err, !have || o->resume, "%s exists: pass --resume to continue that run, or choose another --out",
                t->ckpt_path);
@@ -373,6 +397,15 @@ static int save_sharpener(Trainer *t, DiceError *err) {
     return sharpener_save(&t->sh, &t->ctx, path, keys, values, 10, err);
 }
 
+// val_{step}.png in out_dir (rank 0).
+static int validate(Trainer *t, int64_t step, DiceError *err) {
+    const TrainOptions *o = t->o;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/val_%lld.png", o->out_dir, (long long)step);
+    TrainVal v = {(const char *const *)t->val_prompts, t->n_val, o->val_steps, o->guidance, o->alpha};
+    return train_val_grid(&t->model, &t->sh, &v, step, path, err);
+}
+
 static void format_eta(double s, char *buf, size_t cap) {
     long long total = (long long)(s + 0.5);
     if (total >= 3600) snprintf(buf, cap, "%lldh%02lldm", total / 3600, total / 60 % 60);
@@ -408,8 +441,11 @@ static int run(Trainer *t, DiceError *err) {
                 fprintf(stderr, "dice train: step %lld/%lld  loss %.6g  %.2f it/s  ETA %s\n", (long long)step,
                         (long long)o->steps, loss, rate, eta);
             }
-            if ((o->save_every && step % o->save_every == 0) || step == o->steps)
+            if ((o->save_every && step % o->save_every == 0) || step == o->steps) {
                 DICE_TRY(checkpoint_save(t->ckpt_path, &t->sh, &t->opt, &t->st, &t->settings, &t->ctx, err));
+                DICE_TRY(train_loss_plot(t->csv_path, t->plot_path, err));
+            }
+            if (o->val_every && step % o->val_every == 0) DICE_TRY(validate(t, step, err));
         }
         if (step == o->stop_after) raise(SIGKILL);
     }
@@ -419,6 +455,8 @@ static int run(Trainer *t, DiceError *err) {
 
 static void trainer_free(Trainer *t) {
     if (t->csv) fclose(t->csv);
+    for (int i = 0; i < t->n_val; i++) free(t->val_prompts[i]);
+    free(t->val_prompts);
     free(t->rows);
     free(t->mean);
     free(t->logvar);

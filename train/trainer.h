@@ -7,6 +7,9 @@
 //   loss.csv                 step,loss,lr,seconds — the global batch's loss (sum over latent elements, mean over
 //                            the batch: the loss the gradient is taken of) after each step, the learning rate
 //                            and training seconds so far (across resumes)
+//   loss.png                 loss.csv plotted (raw and a trailing mean) with every checkpoint (train/train_outputs.h)
+//   val_{step}.png           every val_every steps: a grid of unguided / CFG / DICE images of fixed prompts and seeds
+//                            (train/train_outputs.h); rank 0 loads the VAE for it. It draws no training randomness.
 //   checkpoint.safetensors   every save_every steps and at the end (train/checkpoint.h)
 //   sharpener.safetensors    at the end: the sharpener alone (models/sharpener.h) with metadata base_model,
 //                            model_hash, guidance_scale, alpha, steps, data, loss, global_batch, lr, heads
@@ -43,6 +46,9 @@ typedef struct TrainOptions {
     uint64_t seed;               // 0
     int64_t save_every;          // 500; 0: only at the end
     int64_t check_every;         // 100: cross-rank identity check of the sharpener
+    int64_t val_every;           // 500: validation grid period in steps; 0 off
+    const char *val_prompts;     // NULL: the built-in captions; else a file, one prompt a line
+    int val_steps;               // 20: sampler steps of the validation images
     bool resume;
     Device device;
     bool checkpoint_blocks;      // recompute the UNet's blocks in backward (less memory)
