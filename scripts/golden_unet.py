@@ -22,8 +22,11 @@ Variants:
   sd15    SD1.5's topology in miniature: 4 levels (8, 16, 16, 16), 3 x CrossAttnDownBlock2D + DownBlock2D,
           UpBlock2D + 3 x CrossAttnUpBlock2D, layers_per_block 2, 2 heads (head dims 4, 8, 8, 8), 4 groups, 8x8
           (down to 1x1), 6 tokens of 16, fp16 weights; CPU only (head dim 4 is below the CUDA kernel's 8)
+  hd40    SD1.5's dominant head dim: 2 levels (8, 40), CrossAttnDownBlock2D + DownBlock2D, UpBlock2D +
+          CrossAttnUpBlock2D, 1 head everywhere: head dim 8 at level 0, head dim 40 in the mid block (40 channels
+          only there keeps the file small), 8 groups, 8x8 (mid block at 4x4), 7 tokens of 32, fp16 weights
 
-Run from the repository root: python3 scripts/golden_unet.py
+Run from the repository root: python3 scripts/golden_unet.py [variant ...]   (default: every variant)
 """
 import json
 import os
@@ -58,6 +61,12 @@ VARIANTS = {
                     up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
                     cross_attention_dim=16, attention_head_dim=2, norm_num_groups=4),
         batch=2, height=8, width=8, tokens=6, fp16=True, timesteps=((999.0, 999.0), (250.0, 750.0))),
+    "hd40": dict(
+        config=dict(sample_size=8, in_channels=4, out_channels=4, block_out_channels=(8, 40), layers_per_block=1,
+                    down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+                    up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=32,
+                    attention_head_dim=1, norm_num_groups=8),
+        batch=2, height=8, width=8, tokens=7, fp16=True, timesteps=((999.0, 999.0), (37.0, 480.0))),
 }
 
 
@@ -118,8 +127,12 @@ def make(name, v):
 
 
 def main():
-    for name, v in VARIANTS.items():
-        make(name, v)
+    names = sys.argv[1:] or list(VARIANTS)
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        sys.exit(f"unknown variant(s) {unknown}; known: {list(VARIANTS)}")
+    for name in names:
+        make(name, VARIANTS[name])
 
 
 if __name__ == "__main__":

@@ -137,6 +137,10 @@ DICE_TEST(unet_linear_matches_diffusers_cpu_f32) { run_parity(tc, "linear", DEV_
 // weights; head dim 4 keeps it on the CPU.
 DICE_TEST(unet_sd15_shaped_matches_diffusers_cpu_f32) { run_parity(tc, "sd15", DEV_CPU, DT_F32, 1e-5, 1e-5, true); }
 
+// SD1.5's dominant head dim 40 (the mid block's single head over 40 channels) next to head dim 8 (level 0),
+// fp16 weights.
+DICE_TEST(unet_hd40_matches_diffusers_cpu_f32) { run_parity(tc, "hd40", DEV_CPU, DT_F32, 1e-5, 1e-5, true); }
+
 // bf16 weights and activations with fp32 accumulation and statistics, against the fp32 reference: every weight
 // and every op boundary rounds to 2^-9 relative, and a UNet chains ~60 ops with residual sums: measured
 // 0.9e-2 to 1.2e-2 on eps. The gradient to the text embedding runs the chain twice (forward activations, then
@@ -148,6 +152,11 @@ DICE_CUDA_TEST(unet_tiny_matches_diffusers_cuda_bf16) {
 
 DICE_CUDA_TEST(unet_linear_matches_diffusers_cuda_bf16) {
     run_parity(tc, "linear", DEV_CUDA, DT_BF16, 2.5e-2, 4e-2, false);
+}
+
+// Head dim 40, not a power of two, through the CUDA attention kernels.
+DICE_CUDA_TEST(unet_hd40_matches_diffusers_cuda_bf16) {
+    run_parity(tc, "hd40", DEV_CUDA, DT_BF16, 2.5e-2, 4e-2, false);
 }
 
 // The sample, the text embedding (requiring a gradient) and eps after sum(eps * w) backward, with the model's
