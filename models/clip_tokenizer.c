@@ -1,6 +1,7 @@
 // models/clip_tokenizer.c — loading a CLIP tokenizer folder and encoding prompts (see
 // clip_tokenizer.h). The text clean-up is in clip_text.c, the tables and BPE in clip_bpe.c.
 #include "clip_tokenizer.h"
+#include "nn/file_util.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -18,38 +19,6 @@
 
 // ---------------------------------------------------------------- files
 
-// Reads a whole file into a NUL-terminated malloc'd buffer.
-static int read_file(const char *path, char **out, size_t *len, DiceError *err) {
-    *out = NULL;
-    FILE *f = fopen(path, "rb");
-    DICE_CHECK(err, f, "%s: cannot open: %s", path, strerror(errno));
-    char *buf = NULL;
-    size_t n = 0, cap = 0;
-    for (;;) {
-        if (n + 65536 + 1 > cap) {
-            cap = cap ? 2 * cap : 1 << 20;
-            char *grown = cap <= MAX_FILE_BYTES ? realloc(buf, cap) : NULL;
-            if (!grown) {
-                free(buf);
-                fclose(f);
-                return DICE_FAIL(err, "%s: larger than %zu MiB or out of memory", path, MAX_FILE_BYTES >> 20);
-            }
-            buf = grown;
-        }
-        size_t got = fread(buf + n, 1, cap - n - 1, f);
-        n += got;
-        if (got == 0) break;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        free(buf);
-        return DICE_FAIL(err, "%s: read error", path);
-    }
-    buf[n] = '\0';
-    *out = buf, *len = n;
-    return 0;
-}
 
 // Checks that text[0..n) is UTF-8, as Python's open(..., encoding="utf-8") requires.
 static int check_utf8(const char *path, const char *text, size_t n, DiceError *err) {
@@ -66,7 +35,7 @@ static int check_utf8(const char *path, const char *text, size_t n, DiceError *e
 static int read_json(const char *path, cJSON **root, DiceError *err) {
     char *text;
     size_t n;
-    DICE_TRY(read_file(path, &text, &n, err));
+    DICE_TRY(dice_read_file(path, MAX_FILE_BYTES, &text, &n, err));
     if (check_utf8(path, text, n, err)) {
         free(text);
         return -1;
@@ -369,7 +338,7 @@ static int load(ClipTokenizer *tok, const char *dir, DiceError *err) {
     char *merges = NULL;
     size_t merges_len = 0;
     int rc = read_json(vocab_path, &vocab, err);
-    if (!rc) rc = read_file(merges_path, &merges, &merges_len, err);
+    if (!rc) rc = dice_read_file(merges_path, MAX_FILE_BYTES, &merges, &merges_len, err);
     if (!rc) rc = check_utf8(merges_path, merges, merges_len, err);
     if (!rc) {
         size_t lines = count_lines(merges, merges_len);

@@ -16,6 +16,7 @@
 // SD1.5's 8 means 8 heads of 40, 80, 160 channels), unless num_attention_heads is given, which then wins
 // (diffusers 0.42 itself still refuses a UNet2DConditionModel config that sets it; its meaning is unambiguous).
 #include "unet.h"
+#include "nn/file_util.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -332,19 +333,9 @@ int unet_config_parse(UnetConfig *cfg, const char *json, const char *source, Dic
 }
 
 int unet_config_load(UnetConfig *cfg, const char *path, DiceError *err) {
-    FILE *f = fopen(path, "rb");
-    DICE_CHECK(err, f, "%s: cannot open: %s", path, strerror(errno));
-    char *text = NULL;
-    long size = -1;
-    if (!fseek(f, 0, SEEK_END)) size = ftell(f);
-    if (size >= 0 && size <= (1 << 20) && !fseek(f, 0, SEEK_SET)) text = malloc((size_t)size + 1);
-    bool ok = text && fread(text, 1, (size_t)size, f) == (size_t)size;
-    fclose(f);
-    if (!ok) {
-        free(text);
-        return DICE_FAIL(err, "%s: cannot read (a config.json is at most 1 MiB)", path);
-    }
-    text[size] = '\0';
+    char *text;
+    size_t len;
+    DICE_TRY(dice_read_file(path, (size_t)1 << 20, &text, &len, err));  // a config.json is at most 1 MiB
     int rc = unet_config_parse(cfg, text, path, err);
     free(text);
     return rc;

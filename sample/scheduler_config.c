@@ -8,6 +8,7 @@
 // which is not JSON: the reader turns Infinity / -Infinity outside strings into numbers that
 // overflow to infinity before cJSON parses the text.
 #include "scheduler_config.h"
+#include "nn/file_util.h"
 
 #include "nn/safetensors.h"  // st_printable
 
@@ -453,44 +454,12 @@ int schedule_config_parse(ScheduleConfig *cfg, const char *json, size_t len, con
     return rc;
 }
 
-// Reads a whole (small) text file; *out is malloc'ed and NUL-terminated.
-static int read_text(const char *path, char **out, size_t *len, DiceError *err) {
-    *out = NULL;
-    FILE *f = fopen(path, "rb");
-    DICE_CHECK(err, f, "%s: cannot open: %s", path, strerror(errno));
-    char *buf = NULL;
-    size_t n = 0, cap = 0;
-    for (;;) {
-        if (n + 4096 + 1 > cap) {
-            cap = cap ? 2 * cap : 16384;
-            char *grown = cap <= ((size_t)64 << 20) ? realloc(buf, cap) : NULL;
-            if (!grown) {
-                free(buf);
-                fclose(f);
-                return DICE_FAIL(err, "%s: larger than 64 MiB or out of memory; not a scheduler config", path);
-            }
-            buf = grown;
-        }
-        size_t got = fread(buf + n, 1, cap - n - 1, f);
-        n += got;
-        if (got == 0) break;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        free(buf);
-        return DICE_FAIL(err, "%s: read error", path);
-    }
-    buf[n] = '\0';
-    *out = buf, *len = n;
-    return 0;
-}
 
 int scheduler_config_load(SchedulerConfig *cfg, SchedulerKind kind, const char *path, DiceError *err) {
     *cfg = scheduler_config_defaults(kind);
     char *text;
     size_t len;
-    DICE_TRY(read_text(path, &text, &len, err));
+    DICE_TRY(dice_read_file(path, (size_t)64 << 20, &text, &len, err));
     int rc = scheduler_config_parse(cfg, kind, text, len, path, err);
     free(text);
     return rc;
@@ -500,7 +469,7 @@ int schedule_config_load(ScheduleConfig *cfg, const char *path, DiceError *err) 
     *cfg = schedule_config_defaults();
     char *text;
     size_t len;
-    DICE_TRY(read_text(path, &text, &len, err));
+    DICE_TRY(dice_read_file(path, (size_t)64 << 20, &text, &len, err));
     int rc = schedule_config_parse(cfg, text, len, path, err);
     free(text);
     return rc;
