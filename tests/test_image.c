@@ -7,6 +7,7 @@
 
 #include "data/image.h"
 #include "test.h"
+#include "test_jpeg.h"
 
 // Gradients per channel plus uniform noise in [0, noise).
 static Image random_image(uint64_t *rng, int w, int h, int noise) {
@@ -81,41 +82,12 @@ DICE_TEST(image_png_errors_name_the_file) {
     image_free(&img);
 }
 
-// Writes img as a JPEG with libjpeg (quality 95), grey when `grey`.
-static int write_jpeg(const char *path, const Image *img, int grey) {
-    FILE *f = fopen(path, "wb");
-    if (!f) return -1;
-    struct jpeg_compress_struct c;
-    struct jpeg_error_mgr e;
-    c.err = jpeg_std_error(&e);
-    jpeg_create_compress(&c);
-    jpeg_stdio_dest(&c, f);
-    c.image_width = (JDIMENSION)img->width;
-    c.image_height = (JDIMENSION)img->height;
-    c.input_components = grey ? 1 : 3;
-    c.in_color_space = grey ? JCS_GRAYSCALE : JCS_RGB;
-    jpeg_set_defaults(&c);
-    jpeg_set_quality(&c, 95, TRUE);
-    jpeg_start_compress(&c, TRUE);
-    unsigned char *row = malloc((size_t)img->width * 3);
-    while (c.next_scanline < c.image_height) {
-        const unsigned char *src = img->rgb + (size_t)c.next_scanline * img->width * 3;
-        for (int x = 0; x < img->width * (grey ? 1 : 3); x++) row[x] = grey ? src[3 * x] : src[x];
-        JSAMPROW r = row;
-        jpeg_write_scanlines(&c, &r, 1);
-    }
-    jpeg_finish_compress(&c);
-    jpeg_destroy_compress(&c);
-    free(row);
-    return fclose(f);
-}
-
 DICE_TEST(image_jpeg_decode_and_errors) {
     uint64_t rng = tc->seed;
     Image img = random_image(&rng, 40, 24, 0), back;
     char path[512], bad[512];
     snprintf(path, sizeof path, "%s/x.jpg", test_tmpdir(tc));
-    CHECK(write_jpeg(path, &img, 0) == 0);
+    CHECK(test_write_jpeg(path, &img, 0, 95) == 0);
     CHECK_OK(image_read_jpeg(path, &back, &tc->err));
     CHECK(back.width == 40 && back.height == 24);
     double se = 0;
@@ -124,7 +96,7 @@ DICE_TEST(image_jpeg_decode_and_errors) {
     CHECK_MSG(psnr > 30, "JPEG round trip PSNR %.1f dB", psnr);  // quality 95 on smooth gradients: well above 30 dB
     image_free(&back);
     snprintf(path, sizeof path, "%s/grey.jpg", test_tmpdir(tc));
-    CHECK(write_jpeg(path, &img, 1) == 0);
+    CHECK(test_write_jpeg(path, &img, 1, 95) == 0);
     CHECK_OK(image_read_jpeg(path, &back, &tc->err));
     CHECK(back.rgb[0] == back.rgb[1] && back.rgb[1] == back.rgb[2]);  // grey expanded to RGB
     image_free(&back);

@@ -20,6 +20,7 @@
 #include "models/clip_tokenizer.h"
 #include "models/vae.h"
 #include "test.h"
+#include "test_jpeg.h"
 
 #define SIZE 16    // the tiny VAE downsamples by 4: 4 x 4 x 4 latents
 #define SEED "11"
@@ -48,34 +49,6 @@ static void file_name(const TinyImage *im, char *out, size_t cap) {
     snprintf(out, cap, "%012lld.%s", (long long)im->id, im->ext);
 }
 
-static int write_jpeg(const char *path, const Image *img, int grey) {
-    FILE *f = fopen(path, "wb");
-    if (!f) return -1;
-    struct jpeg_compress_struct c;
-    struct jpeg_error_mgr e;
-    c.err = jpeg_std_error(&e);
-    jpeg_create_compress(&c);
-    jpeg_stdio_dest(&c, f);
-    c.image_width = (JDIMENSION)img->width;
-    c.image_height = (JDIMENSION)img->height;
-    c.input_components = grey ? 1 : 3;
-    c.in_color_space = grey ? JCS_GRAYSCALE : JCS_RGB;
-    jpeg_set_defaults(&c);
-    jpeg_set_quality(&c, 90, TRUE);
-    jpeg_start_compress(&c, TRUE);
-    unsigned char *row = malloc((size_t)img->width * 3);
-    while (c.next_scanline < c.image_height) {
-        const unsigned char *src = img->rgb + (size_t)c.next_scanline * img->width * 3;
-        for (int x = 0; x < img->width * (grey ? 1 : 3); x++) row[x] = grey ? src[3 * x] : src[x];
-        JSAMPROW r = row;
-        jpeg_write_scanlines(&c, &r, 1);
-    }
-    jpeg_finish_compress(&c);
-    jpeg_destroy_compress(&c);
-    free(row);
-    return fclose(f);
-}
-
 // The folder: tmp/images/<files>, tmp/captions.json, tmp/model/{vae,tokenizer} (links to the golden models).
 static int make_coco(TestCtx *tc, char *root, size_t cap) {
     snprintf(root, cap, "%s", test_tmpdir(tc));
@@ -101,7 +74,7 @@ static int make_coco(TestCtx *tc, char *root, size_t cap) {
                     img.rgb[((size_t)y * im->width + x) * 3 + c] =
                         (uint8_t)((x * 9 + y * 5 * (c + 1) + (int)(test_rand_u64(&rng) % 40)) % 256);
         int rc = !strcmp(im->ext, "png") ? image_write_png(path, &img, NULL, NULL, 0, &tc->err)
-                                         : write_jpeg(path, &img, im->grey);
+                                         : test_write_jpeg(path, &img, im->grey, 90);
         image_free(&img);
         if (rc) return -1;
     }
