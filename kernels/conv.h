@@ -84,7 +84,6 @@ int conv2d_backward_data_cudnn(ConvCudnn *c, const ConvShape *s, uint16_t *dx, c
                                DiceError *err);
 int conv2d_backward_weight_cudnn(ConvCudnn *c, const ConvShape *s, uint16_t *dw, const uint16_t *dy, const uint16_t *x,
                                  DiceError *err);
-int conv2d_backward_bias_cudnn(ConvCudnn *c, const ConvShape *s, uint16_t *dbias, const uint16_t *dy, DiceError *err);
 #endif
 
 // ---------------------------------------------------------------- which CUDA path (kernels/conv_handle.c)

@@ -1,6 +1,7 @@
 // kernels/conv_cudnn.cu — the cuDNN convolution path (DICE_CONV=cudnn) and the kernel lab's baseline:
-// cudnnConvolutionForward / BackwardData / BackwardFilter (+ cudnnAddTensor / ConvolutionBackwardBias for the
-// bias) on NHWC bf16 tensors with fp32 compute, tensor-op math. Same layouts and semantics as kernels/conv.h.
+// cudnnConvolutionForward / BackwardData / BackwardFilter (+ cudnnAddTensor for the bias) on NHWC bf16 tensors
+// with fp32 compute, tensor-op math. Same layouts and semantics as kernels/conv.h. The bias gradient is dice's
+// own kernel on both paths (cuDNN 9's cudnnConvolutionBackwardBias refuses NHWC bf16: NOT_SUPPORTED).
 //
 // A ConvCudnn (owned by the DiceCtx that uses it) caches, per convolution shape, the tensor / filter /
 // convolution descriptors and, per direction, the fastest algorithm as measured once by cudnnFind*Algorithm;
@@ -190,15 +191,6 @@ extern "C" int conv2d_backward_weight_cudnn(ConvCudnn *c, const ConvShape *s, ui
     CUDNN_TRY(err, cudnnSetConvolutionMathType(p->conv, p->filter_math));
     CUDNN_TRY(err, cudnnConvolutionBackwardFilter(c->handle, &one, p->x, x, p->y, dy, p->conv, p->filter, c->workspace,
                                                   c->workspace_bytes, &zero, p->w, dw));
-    return 0;
-}
-
-extern "C" int conv2d_backward_bias_cudnn(ConvCudnn *c, const ConvShape *s, uint16_t *dbias, const uint16_t *dy,
-                                          DiceError *err) {
-    ConvCudnnPlan *p;
-    DICE_TRY(get_plan(c, s, &p, err));
-    const float one = 1.0f, zero = 0.0f;
-    CUDNN_TRY(err, cudnnConvolutionBackwardBias(c->handle, &one, p->y, dy, &zero, p->bias, dbias));
     return 0;
 }
 #endif

@@ -78,6 +78,9 @@ int gemm_act_backward_cpu(void *dz, const void *dy, const void *z, int64_t n, DT
 int gemm_bias_grad_cpu(void *db, const void *dz, int64_t rows, int64_t cols, DType dtype, DiceError *err);
 int gemm_act_forward_cuda(void *y, const void *z, int64_t n, DType dtype, GemmAct act, void *stream,
                           DiceError *err);
+// c = act(c) in place on (rows, cols) with row stride ld (the cuBLASLt path's erf GELU on a padded C)
+int gemm_act_forward_strided_cuda(void *c, int64_t rows, int64_t cols, int64_t ld, DType dtype, GemmAct act,
+                                  void *stream, DiceError *err);
 int gemm_act_backward_cuda(void *dz, const void *dy, const void *z, int64_t n, DType dtype, GemmAct act,
                            void *stream, DiceError *err);
 int gemm_bias_grad_cuda(void *db, const void *dz, int64_t rows, int64_t cols, DType dtype, void *stream,

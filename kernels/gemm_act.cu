@@ -12,6 +12,15 @@ __global__ void act_forward_kernel(T *y, const T *z, int64_t n, GemmAct act) {
         dice_store_f32(y, i, gemm_act_f32(act, dice_load_f32(z, i)));
 }
 
+// c = act(c) in place on a (rows, cols) matrix with row stride ld, one thread per element (grid-stride).
+template <typename T>
+__global__ void act_forward_strided_kernel(T *c, int64_t rows, int64_t cols, int64_t ld, GemmAct act) {
+    DICE_GRID_STRIDE(i, rows * cols) {
+        int64_t at = (i / cols) * ld + i % cols;
+        dice_store_f32(c, at, gemm_act_f32(act, dice_load_f32(c, at)));
+    }
+}
+
 // dz = dy * act'(z), one thread per element (grid-stride).
 template <typename T>
 __global__ void act_backward_kernel(T *dz, const T *dy, const T *z, int64_t n, GemmAct act) {
@@ -55,6 +64,24 @@ extern "C" int gemm_act_forward_cuda(void *y, const void *z, int64_t n, DType dt
     else
         DICE_LAUNCH(act_forward_kernel<uint16_t>, dice_grid_1d(n, 256), 256, 0, s, (uint16_t *)y, (const uint16_t *)z,
                     n, act);
+    CUDA_TRY(err, cudaGetLastError());
+    return 0;
+}
+
+extern "C" int gemm_act_forward_strided_cuda(void *c, int64_t rows, int64_t cols, int64_t ld, DType dtype,
+                                             GemmAct act, void *stream, DiceError *err) {
+    CHECK_CUDA_DTYPE("gemm_act_forward_strided_cuda", dtype);
+    DICE_CHECK(err, ld >= cols, "gemm_act_forward_strided_cuda: row stride %lld < %lld columns", (long long)ld,
+               (long long)cols);
+    int64_t n = rows * cols;
+    if (n == 0) return 0;
+    cudaStream_t s = (cudaStream_t)stream;
+    if (dtype == DT_F32)
+        DICE_LAUNCH(act_forward_strided_kernel<float>, dice_grid_1d(n, 256), 256, 0, s, (float *)c, rows, cols, ld,
+                    act);
+    else
+        DICE_LAUNCH(act_forward_strided_kernel<uint16_t>, dice_grid_1d(n, 256), 256, 0, s, (uint16_t *)c, rows, cols,
+                    ld, act);
     CUDA_TRY(err, cudaGetLastError());
     return 0;
 }

@@ -230,8 +230,6 @@ extern "C" int gemm_cublaslt(GemmHandle *h, const GemmArgs *g, void *stream, Dic
     DICE_CHECK(err, g->K > 0, "gemm (cuBLASLt): K = 0 is not supported");
     DICE_CHECK(err, g->batch <= INT32_MAX, "gemm (cuBLASLt): batch %lld is too large", (long long)g->batch);
     bool erf_after = g->act == GEMM_ACT_GELU_ERF;
-    DICE_CHECK(err, !erf_after || (g->ldc == g->N && (g->batch <= 1 || g->stride_c == g->M * g->N)),
-               "gemm (cuBLASLt): the erf GELU pass needs a contiguous C");
     if (g->M == 0 || g->N == 0 || g->batch == 0) return 0;
     Plan *p;
     DICE_TRY(plan_for(h, g, &p, err));
@@ -241,8 +239,15 @@ extern "C" int gemm_cublaslt(GemmHandle *h, const GemmArgs *g, void *stream, Dic
     const float alpha = 1.0f, beta = 0.0f;
     CUBLAS_TRY(err, cublasLtMatmul((cublasLtHandle_t)h->lt, p->op, &alpha, g->b, p->a, g->a, p->b, &beta, g->c, p->c,
                                    g->c, p->c, &p->algo, h->workspace, h->workspace_bytes, (cudaStream_t)stream));
-    if (erf_after)
+    if (erf_after && g->ldc == g->N && (g->batch <= 1 || g->stride_c == g->M * g->N))
         DICE_TRY(gemm_act_forward_cuda(g->c, g->c, g->M * g->N * g->batch, g->out, GEMM_ACT_GELU_ERF, stream, err));
+    else if (erf_after && (g->batch <= 1 || g->stride_c == g->M * g->ldc))  // rows padded, matrices packed
+        DICE_TRY(gemm_act_forward_strided_cuda(g->c, g->M * g->batch, g->N, g->ldc, g->out, GEMM_ACT_GELU_ERF, stream,
+                                               err));
+    else if (erf_after)
+        for (int64_t z = 0; z < g->batch; z++)
+            DICE_TRY(gemm_act_forward_strided_cuda((char *)g->c + z * g->stride_c * (int64_t)dtype_size(g->out), g->M,
+                                                   g->N, g->ldc, g->out, GEMM_ACT_GELU_ERF, stream, err));
     return 0;
 }
 #endif

@@ -92,7 +92,8 @@ static __device__ __forceinline__ void for_rows_batched(int first, int rows, int
 // ---------------------------------------------------------------- group norm forward
 // partials[(b * chunks + chunk) * G + g] = (mean, M2) of group g over the chunk's rows.
 template <typename T, int VEC>
-__global__ void group_norm_stats_kernel(float2 *partials, const T *x, GroupNormGeometry geo) {
+__global__ void __launch_bounds__(1024)
+group_norm_stats_kernel(float2 *partials, const T *x, GroupNormGeometry geo) {
     DICE_DYNAMIC_SMEM(float, red1);  // (2, ty, C)
     float *red2 = red1 + blockDim.y * geo.C;
     const int b = blockIdx.y, chunk = blockIdx.x, rows = geo.chunk_rows(chunk), c0 = threadIdx.x * VEC;
@@ -178,7 +179,8 @@ static __device__ __forceinline__ void channel_affine(float *scale, float *shift
 }
 
 template <typename T, int VEC, bool SILU>
-__global__ void group_norm_apply_kernel(T *y, const T *x, const float *mean, const float *rstd, const T *gamma,
+__global__ void __launch_bounds__(1024)
+group_norm_apply_kernel(T *y, const T *x, const float *mean, const float *rstd, const T *gamma,
                                         const T *beta, GroupNormGeometry geo) {
     const int b = blockIdx.y, chunk = blockIdx.x, rows = geo.chunk_rows(chunk), c0 = threadIdx.x * VEC;
     if (c0 >= geo.C) return;
@@ -201,7 +203,8 @@ __global__ void group_norm_apply_kernel(T *y, const T *x, const float *mean, con
 // ---------------------------------------------------------------- group norm backward
 // partials[(b * chunks + chunk) * G + g] = (sum gamma dz, sum gamma dz x^) over the chunk's part of group g.
 template <typename T, int VEC, bool SILU>
-__global__ void group_norm_backward_stats_kernel(float2 *partials, const T *dy, const T *x, const float *mean,
+__global__ void __launch_bounds__(1024)
+group_norm_backward_stats_kernel(float2 *partials, const T *dy, const T *x, const float *mean,
                                                  const float *rstd, const T *gamma, const T *beta,
                                                  GroupNormGeometry geo) {
     DICE_DYNAMIC_SMEM(float, red1);  // (2, ty, C)
@@ -279,7 +282,8 @@ __global__ void group_norm_backward_finalize_kernel(float2 *coef, const float2 *
 }
 
 template <typename T, int VEC, bool SILU>
-__global__ void group_norm_backward_apply_kernel(T *dx, const T *dy, const T *x, const float *mean, const float *rstd,
+__global__ void __launch_bounds__(1024)
+group_norm_backward_apply_kernel(T *dx, const T *dy, const T *x, const float *mean, const float *rstd,
                                                  const float2 *coef, const T *gamma, const T *beta,
                                                  GroupNormGeometry geo) {
     const int b = blockIdx.y, chunk = blockIdx.x, rows = geo.chunk_rows(chunk), c0 = threadIdx.x * VEC;

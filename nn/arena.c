@@ -47,6 +47,11 @@ static void device_free(Device device, void *p) {
 }
 
 void arena_free(Arena *a) {
+    if (a->host_side) {
+        arena_free(a->host_side);
+        free(a->host_side);
+        a->host_side = NULL;
+    }
     ArenaChunk *c = a->chunks;
     while (c) {
         ArenaChunk *next = c->next;
@@ -59,17 +64,30 @@ void arena_free(Arena *a) {
 }
 
 void arena_reset(Arena *a) {
+    if (a->host_side) arena_reset(a->host_side);
     for (ArenaChunk *c = a->chunks; c; c = c->next) c->used = 0;
     a->current = a->chunks;
     a->in_use = 0;
 }
 
 ArenaMark arena_mark(const Arena *a) {
-    ArenaMark m = {a->current, a->current ? a->current->used : 0, a->in_use};
+    ArenaMark m = {a->current, a->current ? a->current->used : 0, a->in_use, false, NULL, 0, 0};
+    if (a->host_side) {
+        ArenaMark h = arena_mark(a->host_side);
+        m.host_side_existed = true, m.host_chunk = h.chunk, m.host_used = h.used, m.host_in_use = h.in_use;
+    }
     return m;
 }
 
 void arena_release(Arena *a, ArenaMark m) {
+    if (a->host_side) {
+        if (m.host_side_existed) {
+            ArenaMark h = {m.host_chunk, m.host_used, m.host_in_use, false, NULL, 0, 0};
+            arena_release(a->host_side, h);
+        } else {
+            arena_reset(a->host_side);  // everything on it was allocated after the mark
+        }
+    }
     if (!m.chunk) {
         arena_reset(a);
         return;
@@ -119,6 +137,20 @@ int arena_alloc(Arena *a, size_t bytes, void **out, DiceError *err) {
     a->in_use += need;
     if (a->in_use > a->high_water) a->high_water = a->in_use;
     return 0;
+}
+
+int arena_alloc_host(Arena *a, size_t bytes, void **out, DiceError *err) {
+    if (a->device == DEV_CPU) return arena_alloc(a, bytes, out, err);
+    if (!a->host_side) {
+        Arena *h = malloc(sizeof *h);
+        DICE_CHECK(err, h, "out of host memory");
+        if (arena_init(h, a->name, DEV_CPU, (size_t)64 << 10, 0, err)) {
+            free(h);
+            return -1;
+        }
+        a->host_side = h;
+    }
+    return arena_alloc(a->host_side, bytes, out, err);
 }
 
 int arena_tensor(Arena *a, Tensor *t, DType dtype, int ndim, const int64_t *shape, DiceError *err) {

@@ -35,7 +35,7 @@ bool graph_recording(const Graph *g) { return g->no_grad_depth == 0; }
 
 static int new_var(Graph *g, Var **out, DiceError *err) {
     void *mem;
-    DICE_TRY(arena_alloc(g->arena, sizeof(Var), &mem, err));
+    DICE_TRY(arena_alloc_host(g->arena, sizeof(Var), &mem, err));
     memset(mem, 0, sizeof(Var));
     *out = mem;
     return 0;
@@ -217,7 +217,7 @@ int graph_checkpoint(Graph *g, CheckpointFn fn, void *user, Var *const *inputs, 
     *out = result;
     if (!result->requires_grad) return 0;
     CheckpointSaved *saved;
-    DICE_TRY(arena_alloc(g->arena, sizeof *saved, (void **)&saved, err));
+    DICE_TRY(arena_alloc_host(g->arena, sizeof *saved, (void **)&saved, err));
     saved->fn = fn;
     saved->user = user;
     return graph_record(g, "checkpoint", checkpoint_backward, result, inputs, n_inputs, saved, err);

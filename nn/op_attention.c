@@ -124,7 +124,7 @@ int op_attention(Graph *g, Var **out, Var *q, Var *k, Var *v, int heads, float s
     }
     if (!(*out)->requires_grad) return 0;
     AttentionSaved *saved;
-    DICE_TRY(arena_alloc(g->arena, sizeof *saved, (void **)&saved, err));
+    DICE_TRY(arena_alloc_host(g->arena, sizeof *saved, (void **)&saved, err));
     saved->shape = shape;
     saved->lse = lse;
     saved->key_mask = mask;

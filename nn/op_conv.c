@@ -119,11 +119,8 @@ static int conv_backward_weight(Graph *g, const ConvShape *s, Tensor *dw, const 
 static int conv_backward_bias(Graph *g, const ConvShape *s, Tensor *db, const Tensor *dy, DiceError *err) {
     if (!on_cuda(g)) return conv2d_backward_bias_cpu(s, dy->dtype, db->data, dy->data, err);
 #ifdef DICE_CUDA
-    ConvCudnn *c;
-    DICE_TRY(cudnn_of(g, &c, err));
-#if defined(DICE_CUDNN) && !defined(DICE_EMU)
-    if (c) return conv2d_backward_bias_cudnn(c, s, db->data, dy->data, err);
-#endif
+    // Both paths use dice's kernel: cuDNN 9's cudnnConvolutionBackwardBias answers NOT_SUPPORTED for NHWC bf16
+    // (seen on an H200 with cuDNN 9 from PyTorch's wheels, 2026-11-26).
     void *workspace;
     DICE_TRY(arena_alloc(g->arena, conv2d_backward_bias_workspace(s), &workspace, err));
     return conv2d_backward_bias_cuda(s, db->data, dy->data, workspace, g->ctx->stream, err);
@@ -171,7 +168,7 @@ static int conv2d(Graph *g, Var **out, Var *const *inputs, int n_inputs, const T
     DICE_TRY(conv_forward(g, &s, &(*out)->value, x, w, b, err));
     if (!(*out)->requires_grad) return 0;
     ConvSaved *saved;
-    DICE_TRY(arena_alloc(g->arena, sizeof *saved, (void **)&saved, err));
+    DICE_TRY(arena_alloc_host(g->arena, sizeof *saved, (void **)&saved, err));
     saved->shape = s;
     saved->x = *x;
     saved->weight = *w;

@@ -71,7 +71,7 @@ int op_unary(Graph *g, Var **out, Var *x, EwUnary op, double alpha, double beta,
                        ew_unary_cuda(op, y, t->data, n, alpha, beta, t->dtype, g->ctx->stream, err)));
     if (!(*out)->requires_grad) return 0;
     UnarySaved *s;
-    DICE_TRY(arena_alloc(g->arena, sizeof *s, (void **)&s, err));
+    DICE_TRY(arena_alloc_host(g->arena, sizeof *s, (void **)&s, err));
     s->op = op;
     s->alpha = alpha;
     return graph_record(g, name, unary_backward, *out, &x, 1, s, err);

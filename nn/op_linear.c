@@ -135,7 +135,7 @@ static int linear_impl(Graph *g, Var **out, const char *op, Var *x, Var *w, Var 
     bool keep_z = y->requires_grad && (act == GEMM_ACT_GELU_TANH || act == GEMM_ACT_GELU_ERF);
     LinearSaved *saved = NULL;
     if (y->requires_grad) {
-        DICE_TRY(arena_alloc(g->arena, sizeof *saved, (void **)&saved, err));
+        DICE_TRY(arena_alloc_host(g->arena, sizeof *saved, (void **)&saved, err));
         saved->act = act;
         saved->z = (Tensor){0};
     }
@@ -220,7 +220,7 @@ int op_matmul(Graph *g, Var **out, Var *a, Var *b, bool transpose_b, DiceError *
     DICE_TRY(run_gemm(g, &ga, err));
     if (!(*out)->requires_grad) return 0;
     MatmulSaved *saved;
-    DICE_TRY(arena_alloc(g->arena, sizeof *saved, (void **)&saved, err));
+    DICE_TRY(arena_alloc_host(g->arena, sizeof *saved, (void **)&saved, err));
     saved->transpose_b = transpose_b;
     return graph_record(g, "matmul", matmul_backward, *out, inputs, 2, saved, err);
 }

@@ -50,7 +50,7 @@ static int check_weight(const char *op, const char *name, const Tensor *w, const
 static int new_saved(Graph *g, NormSaved **out, const Tensor *x, const Tensor *gamma, const Tensor *beta,
                      int64_t outer, int64_t S, int64_t C, int64_t G, bool silu, DiceError *err) {
     NormSaved *s;
-    DICE_TRY(arena_alloc(g->arena, sizeof *s, (void **)&s, err));
+    DICE_TRY(arena_alloc_host(g->arena, sizeof *s, (void **)&s, err));
     memset(s, 0, sizeof *s);
     DType stats = on_cuda(g) ? DT_F32 : x->dtype;
     int64_t shape[2] = {outer, G};

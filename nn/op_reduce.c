@@ -86,7 +86,7 @@ static int full_reduce(Graph *g, Var **out, const char *op, Var *a, Var *b, Redu
     DICE_TRY(full_reduce_forward(g, *out, a, b, kind, scale, err));
     if (!(*out)->requires_grad) return 0;
     FullReduceSaved *saved;
-    DICE_TRY(arena_alloc(g->arena, sizeof *saved, (void **)&saved, err));
+    DICE_TRY(arena_alloc_host(g->arena, sizeof *saved, (void **)&saved, err));
     saved->kind = kind;
     saved->scale = scale;
     return graph_record(g, op, full_reduce_backward, *out, inputs, n_inputs, saved, err);
@@ -158,7 +158,7 @@ int op_sum_dim(Graph *g, Var **out, Var *x, int dim, DiceError *err) {
     }
     if (!(*out)->requires_grad) return 0;
     SumDimSaved *saved;
-    DICE_TRY(arena_alloc(g->arena, sizeof *saved, (void **)&saved, err));
+    DICE_TRY(arena_alloc_host(g->arena, sizeof *saved, (void **)&saved, err));
     saved->dim = dim;
     return graph_record(g, "sum_dim", sum_dim_backward, *out, &x, 1, saved, err);
 }

@@ -109,7 +109,7 @@ int op_split(Graph *g, Var **outs, Var *x, int n, const int64_t *sizes, DiceErro
                               t->dtype, err));
         if (outs[i]->requires_grad) {
             SliceSaved *s;
-            DICE_TRY(arena_alloc(g->arena, sizeof *s, (void **)&s, err));
+            DICE_TRY(arena_alloc_host(g->arena, sizeof *s, (void **)&s, err));
             s->start = start;
             DICE_TRY(graph_record(g, "split", slice_backward, outs[i], &x, 1, s, err));
         }
@@ -192,7 +192,7 @@ int op_permute(Graph *g, Var **out, Var *x, const int *perm, DiceError *err) {
     DICE_TRY(view_var(g, out, x, &view, err));
     if (!(*out)->requires_grad) return 0;
     PermuteSaved *s;
-    DICE_TRY(arena_alloc(g->arena, sizeof *s, (void **)&s, err));
+    DICE_TRY(arena_alloc_host(g->arena, sizeof *s, (void **)&s, err));
     for (int i = 0; i < x->value.ndim; i++) s->inverse[perm[i]] = i;
     return graph_record(g, "permute", permute_backward, *out, &x, 1, s, err);
 }

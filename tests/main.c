@@ -102,10 +102,21 @@ static int matches(const char *name, int nfilters, char **filters) {
     return 0;
 }
 
+// The probe runs in a child process: a CUDA runtime initialised before fork() cannot be used by the
+// forked test processes (every CUDA call there fails with cudaErrorInitializationError), so the parent
+// never touches CUDA itself.
 static int cuda_device_present(void) {
 #if defined(DICE_CUDA) && !defined(DICE_EMU)
-    int count = 0;
-    return cudaGetDeviceCount(&count) == cudaSuccess && count > 0;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) return 0;
+    if (pid == 0) {
+        int count = 0;
+        _exit(cudaGetDeviceCount(&count) == cudaSuccess && count > 0 ? 0 : 1);
+    }
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
 #elif defined(DICE_CUDA)
     return 1;  // the SIMT emulator is the device
 #else

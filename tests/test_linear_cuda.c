@@ -149,20 +149,28 @@ static void check_linear_op(TestCtx *tc, GemmBackend backend) {
                     else
                         CHECK_OK(op_linear(&gg, &gy, gx, &wd, &bd, all_acts[ai], &tc->err));
                     double tol = dt ? 2e-2 : 1e-5;  // see the top of the file
-                    double rel;
+                    double rel, rel_y;
                     CHECK_OK(cuda_env_rel_err(&e, &gy->value, &cy->value, &rel, &tc->err));
+                    rel_y = rel;
                     CHECK_MSG(rel <= tol, "%s linear %s act %s record %d: forward relative error %.3g",
                               gemm_backend_name(backend), dtype_name(dtype), gemm_act_name(all_acts[ai]), record, rel);
                     if (record) {
                         CHECK_OK(graph_backward_from(&gc, cy, &dyr, &tc->err));
                         CHECK_OK(graph_backward_from(&gg, gy, &dyd, &tc->err));
                         Var *cv[3] = {cx, cw, cb}, *gv[3] = {gx, gw, gb};
-                        for (int v = 0; v < 3; v++) {
-                            CHECK_OK(cuda_env_rel_err(&e, &gv[v]->grad, &cv[v]->grad, &rel, &tc->err));
-                            CHECK_MSG(rel <= tol, "%s linear %s act %s: gradient %d relative error %.3g",
-                                      gemm_backend_name(backend), dtype_name(dtype), gemm_act_name(all_acts[ai]), v,
-                                      rel);
-                        }
+                        double rg[3];
+                        for (int v = 0; v < 3; v++)
+                            CHECK_OK(cuda_env_rel_err(&e, &gv[v]->grad, &cv[v]->grad, &rg[v], &tc->err));
+                        Tensor yh;  // ReLU masks of the two forwards that disagree
+                        CHECK_OK(tensor_to(&e.gpu, &e.host, &yh, &gy->value, DT_F32, &tc->err));
+                        int64_t flips = 0;
+                        for (int64_t i = 0; i < tensor_numel(&yh); i++)
+                            flips += (((const float *)yh.data)[i] > 0) != (((const float *)cy->value.data)[i] > 0);
+                        CHECK_MSG(rg[0] <= tol && rg[1] <= tol && rg[2] <= tol,
+                                  "%s linear %s act %s shape %d: gradient relative errors %.3g %.3g %.3g (forward "
+                                  "%.3g, %lld of %lld signs differ)",
+                                  gemm_backend_name(backend), dtype_name(dtype), gemm_act_name(all_acts[ai]), si,
+                                  rg[0], rg[1], rg[2], rel_y, (long long)flips, (long long)tensor_numel(&yh));
                     }
                     graph_free(&gc);
                     graph_free(&gg);

@@ -549,6 +549,8 @@ DICE_CUDA_TEST(simt_streams_events) {
     CHECK(count >= 1 && device == 0);
 }
 
+// Invalid launch configurations fail with the errors the CUDA 13 runtime gives (seen on an H200, 2026-11-26):
+// cudaErrorInvalidValue for each of these (earlier runtimes said cudaErrorInvalidConfiguration).
 DICE_CUDA_TEST(simt_launch_config_errors) {
 #ifdef DICE_EMU
     simt_quiet_launch_errors(1);  // the failures below are expected
@@ -556,11 +558,15 @@ DICE_CUDA_TEST(simt_launch_config_errors) {
     DevBuf<float> dx;
     CUDA_CHECK(dx.alloc(16));
     CUDA_CHECK(cudaGetLastError());
+    cudaError_t got[3], want[3] = {cudaErrorInvalidValue, cudaErrorInvalidValue, cudaErrorInvalidValue};
     DICE_LAUNCH(scale_kernel, 1, 1025, 0, 0, dx.p, 1.0f, 16);  // more than 1024 threads
-    CHECK(cudaGetLastError() == cudaErrorInvalidConfiguration);
+    got[0] = cudaGetLastError();
     DICE_LAUNCH(scale_kernel, dim3(1, 0, 1), 32, 0, 0, dx.p, 1.0f, 16);  // a zero grid dimension
-    CHECK(cudaGetLastError() == cudaErrorInvalidConfiguration);
+    got[1] = cudaGetLastError();
     DICE_LAUNCH(scale_kernel, 1, dim3(1, 1, 65), 0, 0, dx.p, 1.0f, 16);  // block z above 64
-    CHECK(cudaGetLastError() == cudaErrorInvalidConfiguration);
+    got[2] = cudaGetLastError();
+    CHECK_MSG(got[0] == want[0] && got[1] == want[1] && got[2] == want[2],
+              "launch errors %s, %s, %s; expected %s, %s, %s", cudaGetErrorName(got[0]), cudaGetErrorName(got[1]),
+              cudaGetErrorName(got[2]), cudaGetErrorName(want[0]), cudaGetErrorName(want[1]), cudaGetErrorName(want[2]));
     LAUNCH_CHECKED(scale_kernel, 1, 16, 0, 0, dx.p, 1.0f, 16);  // and the next good launch works
 }
