@@ -1,5 +1,6 @@
 // tests/test_tensor.c — tensor descriptors, views and arenas.
 #include <stdlib.h>
+#include <string.h>
 
 #include "nn/arena.h"
 #include "nn/tensor.h"
@@ -97,4 +98,41 @@ DICE_TEST(arena_alignment_reset_growth_and_limit) {
     CHECK(t.device == DEV_CPU && tensor_nbytes(&t) == 30 && ((uintptr_t)t.data % ARENA_ALIGN) == 0);
     arena_free(&a);
     CHECK(a.reserved == 0 && a.chunks == NULL);
+}
+
+// Host bookkeeping of a device arena: never inside the device chunks, freed by the same reset and release
+// as the device memory allocated next to it (on a CPU arena it is the arena's own memory).
+DICE_CUDA_TEST(arena_host_side_follows_the_device_arena) {
+    Arena a;
+    CHECK_OK(arena_init(&a, "step", DEV_CUDA, 4096, 0, &tc->err));
+    void *d, *h1, *h2, *h3;
+    CHECK_OK(arena_alloc(&a, 100, &d, &tc->err));
+    CHECK_OK(arena_alloc_host(&a, 40, &h1, &tc->err));
+    CHECK(a.host_side && a.host_side->device == DEV_CPU);
+    for (ArenaChunk *c = a.chunks; c; c = c->next)
+        CHECK((unsigned char *)h1 < c->base || (unsigned char *)h1 >= c->base + c->size);
+    memset(h1, 0xab, 40);  // host-writable (ASan checks the bounds)
+    ArenaMark m = arena_mark(&a);
+    CHECK_OK(arena_alloc_host(&a, 40, &h2, &tc->err));
+    arena_release(&a, m);
+    CHECK_OK(arena_alloc_host(&a, 40, &h3, &tc->err));
+    CHECK(h3 == h2);  // released with the mark
+    arena_reset(&a);
+    CHECK(a.host_side->in_use == 0);
+    CHECK_OK(arena_alloc_host(&a, 40, &h3, &tc->err));
+    CHECK(h3 == h1);  // reset with the arena
+    arena_free(&a);
+    CHECK(a.host_side == NULL);
+    // A mark taken before the host side existed releases all of it.
+    CHECK_OK(arena_init(&a, "step", DEV_CUDA, 4096, 0, &tc->err));
+    m = arena_mark(&a);
+    CHECK_OK(arena_alloc_host(&a, 40, &h1, &tc->err));
+    arena_release(&a, m);
+    CHECK(a.host_side->in_use == 0);
+    arena_free(&a);
+    Arena cpu;
+    CHECK_OK(arena_init(&cpu, "cpu", DEV_CPU, 4096, 0, &tc->err));
+    CHECK_OK(arena_alloc_host(&cpu, 40, &h1, &tc->err));
+    CHECK(cpu.host_side == NULL && cpu.in_use > 0);
+    arena_free(&cpu);
 }
