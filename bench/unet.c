@@ -11,10 +11,10 @@
 // both are timed. Conditioning: 77 random tokens of cross_attention_dim.
 //
 // Weights: unet_load requests every tensor of the config by its diffusers name and shape from an empty
-// safetensors file, which leaves each one zero-filled at its real shape; the program then walks the module
-// tree and fills every tensor from a fixed-seed generator (matrices and convolutions uniform in
-// +-1/sqrt(fan_in) as PyTorch initialises them, biases in +-0.02, norm weights 1 +- 0.1). The same walk on
-// any device gives the same values (rounded to bf16 on a GPU).
+// safetensors file, which leaves each one zero-filled at its real shape; weights_init_pytorch (models/init.h)
+// then fills the loader's manifest of them as PyTorch initialises the modules (matrices, convolutions and their
+// biases uniform in +-1/sqrt(fan_in), norms 1 and 0) from a fixed seed. Any device gets the same values
+// (rounded to bf16 on a GPU).
 //
 // Validation before timing, at the check config (the small one with 64/128/128/128 channels, so that every
 // attention head dim is a multiple of 8 as the CUDA kernels need), batch 2, 32x32 latents, t = 500: the CPU
@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "bench/bench.h"
+#include "models/init.h"
 #include "models/unet.h"
 #include "nn/tensor_copy.h"
 #include "sample/pipeline.h"
@@ -53,7 +54,7 @@ static const char sched_json[] = "{\"beta_start\": 0.00085, \"beta_end\": 0.012,
                                  "\"scaled_linear\", \"num_train_timesteps\": 1000, \"steps_offset\": 1}";
 
 enum { TOKENS = 77 };
-enum { FILL_MATRIX, FILL_BIAS, FILL_NORM };
+enum { WEIGHT_SEED = 1234 };
 
 // One model on one device, its arenas and the state of a run.
 typedef struct Bench {
@@ -71,89 +72,6 @@ typedef struct Bench {
     uint64_t rng;
     DiceError err;
 } Bench;
-
-// Fills t (zero-filled by the loader, any device) from the generator, as described at the top.
-static int fill(Bench *b, Tensor *t, int kind) {
-    if (!t->data) return 0;  // a tensor the config does not have (e.g. no conv_shortcut)
-    size_t n = (size_t)tensor_numel(t);
-    float *v = malloc(n * sizeof *v);
-    DICE_CHECK(&b->err, v, "out of host memory");
-    float bound = kind == FILL_MATRIX ? 1.0f / sqrtf((float)(n / (size_t)t->shape[0])) : kind == FILL_BIAS ? 0.02f : 0.1f;
-    bench_fill_uniform(v, n, -bound, bound, &b->rng);
-    for (size_t i = 0; kind == FILL_NORM && i < n; i++) v[i] += 1.0f;
-    Tensor host, dev;
-    arena_reset(&b->tmp);
-    int rc = tensor_wrap(&host, v, DT_F32, DEV_CPU, t->ndim, t->shape, &b->err);
-    if (!rc) rc = tensor_to(b->ctx, &b->tmp, &dev, &host, b->dtype, &b->err);
-    if (!rc) rc = tensor_copy(b->ctx, t, &dev, &b->err);
-    if (!rc) rc = ctx_sync(b->ctx, &b->err);
-    free(v);
-    return rc;
-}
-
-static int fill_resnet(Bench *b, UnetResnet *r) {
-    Tensor *m[] = {&r->conv1_w, &r->time_w, &r->conv2_w, &r->shortcut_w};
-    Tensor *bias[] = {&r->norm1_b, &r->conv1_b, &r->time_b, &r->norm2_b, &r->conv2_b, &r->shortcut_b};
-    for (int i = 0; i < 4; i++) DICE_TRY(fill(b, m[i], FILL_MATRIX));
-    for (int i = 0; i < 6; i++) DICE_TRY(fill(b, bias[i], FILL_BIAS));
-    DICE_TRY(fill(b, &r->norm1_w, FILL_NORM));
-    return fill(b, &r->norm2_w, FILL_NORM);
-}
-
-static int fill_attention(Bench *b, UnetAttention *a) {
-    Tensor *m[] = {&a->to_q, &a->to_k, &a->to_v, &a->to_out};
-    for (int i = 0; i < 4; i++) DICE_TRY(fill(b, m[i], FILL_MATRIX));
-    return fill(b, &a->to_out_b, FILL_BIAS);
-}
-
-static int fill_transformer(Bench *b, UnetTransformer *t) {
-    DICE_TRY(fill(b, &t->norm_w, FILL_NORM));
-    DICE_TRY(fill(b, &t->norm_b, FILL_BIAS));
-    DICE_TRY(fill(b, &t->proj_in_w, FILL_MATRIX));
-    DICE_TRY(fill(b, &t->proj_in_b, FILL_BIAS));
-    DICE_TRY(fill(b, &t->proj_out_w, FILL_MATRIX));
-    DICE_TRY(fill(b, &t->proj_out_b, FILL_BIAS));
-    for (int k = 0; k < t->n_blocks; k++) {
-        UnetTransformerBlock *tb = &t->blocks[k];
-        Tensor *norms[] = {&tb->norm1_w, &tb->norm2_w, &tb->norm3_w};
-        Tensor *bias[] = {&tb->norm1_b, &tb->norm2_b, &tb->norm3_b, &tb->ff_in_b, &tb->ff_out_b};
-        for (int i = 0; i < 3; i++) DICE_TRY(fill(b, norms[i], FILL_NORM));
-        for (int i = 0; i < 5; i++) DICE_TRY(fill(b, bias[i], FILL_BIAS));
-        DICE_TRY(fill(b, &tb->ff_in_w, FILL_MATRIX));
-        DICE_TRY(fill(b, &tb->ff_out_w, FILL_MATRIX));
-        DICE_TRY(fill_attention(b, &tb->attn1));
-        DICE_TRY(fill_attention(b, &tb->attn2));
-    }
-    return 0;
-}
-
-static int fill_level(Bench *b, UnetLevel *l) {
-    for (int j = 0; j < l->n_layers; j++) {
-        DICE_TRY(fill_resnet(b, &l->resnets[j]));
-        if (l->attentions) DICE_TRY(fill_transformer(b, &l->attentions[j]));
-    }
-    DICE_TRY(fill(b, &l->sampler_w, FILL_MATRIX));
-    return fill(b, &l->sampler_b, FILL_BIAS);
-}
-
-static int fill_unet(Bench *b) {
-    Unet *u = &b->u;
-    Tensor *m[] = {&u->conv_in_w, &u->time_1_w, &u->time_2_w, &u->conv_out_w};
-    Tensor *bias[] = {&u->conv_in_b, &u->time_1_b, &u->time_2_b, &u->norm_out_b, &u->conv_out_b};
-    for (int i = 0; i < 4; i++) DICE_TRY(fill(b, m[i], FILL_MATRIX));
-    for (int i = 0; i < 5; i++) DICE_TRY(fill(b, bias[i], FILL_BIAS));
-    DICE_TRY(fill(b, &u->norm_out_w, FILL_NORM));
-    for (int i = 0; i < u->cfg.n_levels; i++) {
-        DICE_TRY(fill_level(b, &u->down[i]));
-        DICE_TRY(fill_level(b, &u->up[i]));
-    }
-    if (u->cfg.has_mid) {
-        DICE_TRY(fill_resnet(b, &u->mid_resnets[0]));
-        DICE_TRY(fill_resnet(b, &u->mid_resnets[1]));
-        DICE_TRY(fill_transformer(b, &u->mid_attention));
-    }
-    return 0;
-}
 
 // An empty safetensors file (header "{}"); its path is written to `path`.
 static int empty_safetensors(char *path, size_t cap, DiceError *err) {
@@ -178,7 +96,7 @@ static int bench_init(Bench *b, DiceCtx *ctx, DType dtype, const char *json, int
     DICE_TRY(arena_init(&b->weights, "weights", ctx->device, (size_t)256 << 20, 0, err));
     DICE_TRY(arena_init(&b->step, "step", ctx->device, (size_t)256 << 20, 0, err));
     DICE_TRY(arena_init(&b->host, "host", DEV_CPU, (size_t)8 << 20, 0, err));
-    DICE_TRY(arena_init(&b->tmp, "fill", ctx->device, (size_t)64 << 20, 0, err));
+    DICE_TRY(arena_init(&b->tmp, "inputs", ctx->device, (size_t)64 << 20, 0, err));
     DICE_TRY(graph_init(&b->g, ctx, &b->step, err));
     char path[64];
     DICE_TRY(empty_safetensors(path, sizeof path, err));
@@ -188,9 +106,12 @@ static int bench_init(Bench *b, DiceCtx *ctx, DType dtype, const char *json, int
     unlink(path);
     if (rc) return rc;
     rc = unet_load(&b->u, &cfg, &wt, err);  // every tensor "missing": zero-filled at its shape
+    WeightManifest m;
+    weights_take_manifest(&wt, &m);
     weights_close(&wt);
+    if (!rc) rc = weights_init_pytorch(&m, ctx, WEIGHT_SEED, err);
+    weight_manifest_free(&m);
     DICE_TRY(rc);
-    DICE_TRY(fill_unet(b));
     size_t n = (size_t)2 * h * w * cfg.in_channels, ne = (size_t)2 * TOKENS * cfg.cross_attention_dim[0];
     b->x = malloc(n * sizeof *b->x), b->x_in = malloc(n * sizeof *b->x_in), b->e = malloc(n * sizeof *b->e);
     float *ev = malloc(ne * sizeof *ev);

@@ -1,5 +1,6 @@
-// data/prep.c — the `dice prep` pipeline: captions + images -> VAE posterior + token ids -> HDF5 shards, with
-// resumption from finished shards and a settings record (out_dir/prep.json). See data/prep.h.
+// data/prep.c — the `dice prep` pipeline: captions + images -> the model's latent posterior (its VAE's, or the
+// images themselves for a pixel-space model: sd_model_encode) + token ids -> HDF5 shards, with resumption from
+// finished shards and a settings record (out_dir/prep.json). See data/prep.h.
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
@@ -13,8 +14,7 @@
 
 #include "data/prep.h"
 #include "data/shards.h"
-#include "models/clip_tokenizer.h"
-#include "models/vae.h"
+#include "models/sd_model.h"
 #include "nn/tensor_copy.h"
 
 #define PREP_MANIFEST "prep.json"
@@ -25,10 +25,9 @@ typedef struct Prep {
     const PrepOptions *opt;
     PrepCaptions captions;
     int64_t n_entries;             // after limit
-    ClipTokenizer tok;
-    Vae vae;
+    SdModel model;                 // its tokenizer and image codec (SD_LOAD_TOKENIZER | SD_LOAD_VAE)
     DiceCtx ctx;
-    Arena weights, step, scratch, host;
+    Arena step, scratch, host;
     Graph graph;
     ShardInfo info;                // what every shard of this run must say
     float *pixels;                 // (batch, size, size, 3)
@@ -217,14 +216,14 @@ static int load_entry(Prep *p, int64_t e, int slot) {
     snprintf(path, sizeof path, "%s/%s", p->opt->images_dir, en->file_name);
     DiceError why = {{0}};
     Image img = {0}, sq = {0};
-    int32_t *ids = p->ids + (size_t)slot * (size_t)p->tok.max_length;
+    int32_t *ids = p->ids + (size_t)slot * (size_t)p->model.tok.max_length;
     int bad = prep_load_image(path, &img, &why) || prep_transform(&img, p->opt->size, &sq, &why);
     if (!bad && strlen(en->caption) > SHARD_CAPTION_MAX) {
         bad = 1;
         snprintf(why.msg, sizeof why.msg, "its caption is %zu bytes long (at most %d)", strlen(en->caption),
                  SHARD_CAPTION_MAX);
     }
-    if (!bad && clip_tokenizer_encode(&p->tok, en->caption, ids, NULL, NULL, &why)) bad = 1;
+    if (!bad && clip_tokenizer_encode(&p->model.tok, en->caption, ids, NULL, NULL, &why)) bad = 1;
     if (!bad) prep_normalize(&sq, p->pixels + (size_t)slot * (size_t)p->opt->size * (size_t)p->opt->size * 3);
     image_free(&img);
     image_free(&sq);
@@ -235,15 +234,12 @@ static int load_entry(Prep *p, int64_t e, int slot) {
 
 // Encodes the n ready slots and appends them to the writer.
 static int encode_batch(Prep *p, ShardWriter *w, int n, DiceError *err) {
-    int64_t S = p->opt->size, L = p->tok.max_length;
-    Tensor host_px, dev_px;
-    Var *x;
+    int64_t S = p->opt->size, L = p->model.tok.max_length;
+    Tensor host_px;
     VaePosterior post;
     graph_no_grad_begin(&p->graph);  // graph_reset below ends it
     int rc = tensor_wrap(&host_px, p->pixels, DT_F32, DEV_CPU, 4, (int64_t[]){n, S, S, 3}, err);
-    if (!rc) rc = tensor_to(&p->ctx, &p->step, &dev_px, &host_px, p->ctx.device == DEV_CUDA ? DT_BF16 : DT_F32, err);
-    if (!rc) rc = graph_leaf(&p->graph, &x, &dev_px, false, err);
-    if (!rc) rc = vae_encode(&p->vae, &p->graph, x, &p->host, &post, err);
+    if (!rc) rc = sd_model_encode(&p->model, &p->graph, &host_px, &p->host, &post, err);
     int64_t per_row = rc ? 0 : post.mean.shape[1] * post.mean.shape[2] * post.mean.shape[3];
     for (int i = 0; i < n && !rc; i++) {
         const PrepEntry *en = &p->captions.entries[p->batch_entry[i]];
@@ -294,36 +290,30 @@ static int write_shard(Prep *p, int k, int64_t e0, int64_t e1, int64_t *rows, in
 
 static int prep_open(Prep *p, DiceError *err) {
     const PrepOptions *o = p->opt;
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s/tokenizer", o->model_dir);
-    DICE_TRY(clip_tokenizer_load(&p->tok, dir, err));
     if (o->device == DEV_CUDA) DICE_TRY(ctx_init_cuda(&p->ctx, 0, err));
     else ctx_init_cpu(&p->ctx);
-    DICE_TRY(arena_init(&p->weights, "weights", o->device, 64 << 20, 0, err));
+    DICE_TRY(sd_model_open(&p->model, o->model_dir, NULL, &p->ctx, SD_LOAD_TOKENIZER | SD_LOAD_VAE, err));
     DICE_TRY(arena_init(&p->step, "step", o->device, 64 << 20, 0, err));
     DICE_TRY(arena_init(&p->scratch, "scratch", o->device, 64 << 20, 0, err));
     DICE_TRY(arena_init(&p->host, "host", DEV_CPU, 16 << 20, 0, err));
-    snprintf(dir, sizeof dir, "%s/vae", o->model_dir);
-    DICE_TRY(vae_load_dir(&p->vae, dir, &p->ctx, &p->weights, o->device == DEV_CUDA ? DT_BF16 : DT_F32, err));
-    int f = vae_downscale(&p->vae.cfg);
-    DICE_CHECK(err, o->size % f == 0, "--size %d: must be a multiple of the VAE's downscale factor %d", o->size, f);
-    DICE_CHECK(err, p->vae.cfg.in_channels == 3, "%s: the VAE takes %d input channels, not RGB", dir,
-               p->vae.cfg.in_channels);
+    int f = sd_model_vae_scale(&p->model);
+    DICE_CHECK(err, o->size % f == 0, "--size %d: must be a multiple of the model's latent scale %d (its VAE's "
+               "downscale factor)", o->size, f);
     DICE_TRY(graph_init(&p->graph, &p->ctx, &p->step, err));
     graph_set_scratch(&p->graph, &p->scratch);
     size_t S = (size_t)o->size;
     p->pixels = malloc((size_t)o->batch * S * S * 3 * sizeof *p->pixels);
-    p->ids = malloc((size_t)o->batch * (size_t)p->tok.max_length * sizeof *p->ids);
+    p->ids = malloc((size_t)o->batch * (size_t)p->model.tok.max_length * sizeof *p->ids);
     p->batch_entry = malloc((size_t)o->batch * sizeof *p->batch_entry);
     DICE_CHECK(err, p->pixels && p->ids && p->batch_entry, "prep: out of memory for a batch of %d images of %d px",
                o->batch, o->size);
     ShardInfo *in = &p->info;
     memset(in, 0, sizeof *in);
     in->latent_h = in->latent_w = o->size / f;
-    in->latent_c = p->vae.cfg.latent_channels;
-    in->seq_len = p->tok.max_length;
+    in->latent_c = sd_model_latent_channels(&p->model);
+    in->seq_len = p->model.tok.max_length;
     in->image_size = o->size;
-    in->scaling_factor = p->vae.cfg.scaling_factor;
+    in->scaling_factor = sd_model_scaling_factor(&p->model);
     model_name(o->model_dir, in->model, sizeof in->model);
     snprintf(in->created_by, sizeof in->created_by, "%s", PREP_CREATED_BY);
     return 0;
@@ -334,13 +324,11 @@ static void prep_close(Prep *p) {
     free(p->ids);
     free(p->batch_entry);
     if (p->graph.ctx) graph_free(&p->graph);
-    vae_free(&p->vae);
+    sd_model_close(&p->model);
     arena_free(&p->host);
     arena_free(&p->scratch);
     arena_free(&p->step);
-    arena_free(&p->weights);
     if (p->ctx.device == DEV_CUDA) ctx_free(&p->ctx);
-    clip_tokenizer_free(&p->tok);
     prep_captions_free(&p->captions);
 }
 

@@ -45,7 +45,10 @@
 // (shard_open + shard_verify) and match the run's model, size and shapes are skipped; a damaged one is
 // reported and redone; temporary files of killed runs (shard_NNNNN.h5.tmp.PID, PID not running) are removed.
 // One `dice prep` per output directory at a time.
-// Devices: on the CPU the VAE runs in f32, on CUDA in bf16; latents are stored as data/shards.h says.
+// The model is opened with sd_model_open (its tokenizer and image codec) and the images encoded with
+// sd_model_encode (models/sd_model.h). Devices: on the CPU the VAE runs in f32, on CUDA in bf16; latents are stored
+// as data/shards.h says. A pixel-space model (no VAE) stores the images themselves: latent_mean = the pixels in
+// [-1, 1] (H, W, 3), latent_logvar = -30, scaling_factor 1.
 #pragma once
 #include <stdint.h>
 #include <stdio.h>
@@ -93,11 +96,11 @@ int prep_transform(const Image *in, int size, Image *out, DiceError *err);
 void prep_normalize(const Image *img, float *out);
 
 typedef struct PrepOptions {
-    const char *model_dir;     // a diffusers pipeline folder: model_dir/vae and model_dir/tokenizer are used
+    const char *model_dir;     // a diffusers pipeline folder: its tokenizer and VAE (if any) are loaded
     const char *images_dir;
     const char *captions_path;
     const char *out_dir;       // created if absent
-    int size;                  // square image side in pixels (512 for SD1.5); a multiple of the VAE's downscale
+    int size;                  // square image side in pixels (512 for SD1.5); a multiple of sd_model_vae_scale
     int shard_size;            // entries per shard (1024)
     int batch;                 // images per VAE call (memory: see `dice help prep`)
     uint64_t seed;             // the caption choice

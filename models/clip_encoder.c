@@ -46,21 +46,9 @@ static int load_layer(Weights *w, ClipEncoderLayer *l, int i, const ClipEncoderC
 }
 
 // text_model.embeddings.position_ids: a persistent buffer in checkpoints written before transformers 4.31,
-// ignored by transformers when loading (positions are always 0 .. N-1). Loaded, whatever its shape, only to
-// mark it as used.
-static int consume_position_ids(Weights *w, DiceError *err) {
-    const char *name = "text_model.embeddings.position_ids";
-    char buf[256];
-    const char *fname = w->name_fn ? w->name_fn(name, buf, sizeof buf, w->name_user) : name;
-    for (int f = 0; fname && f < w->n_files; f++) {
-        const StTensorInfo *t = st_find(&w->files[f], fname);
-        if (t) {
-            Tensor ignored;
-            return weights_get(w, &ignored, name, t->ndim, t->shape, NULL, err);
-        }
-    }
-    return 0;
-}
+// ignored by transformers when loading (positions are always 0 .. N-1). Marked as used, whatever its shape, so
+// it is not reported as unexpected; dice does not keep it (so it is not in the manifest either).
+static const char POSITION_IDS[] = "text_model.embeddings.position_ids";
 
 int clip_encoder_load(ClipEncoder *m, const ClipEncoderConfig *cfg, Weights *w, DiceError *err) {
     memset(m, 0, sizeof *m);
@@ -80,7 +68,7 @@ int clip_encoder_load(ClipEncoder *m, const ClipEncoderConfig *cfg, Weights *w, 
                          (cfg->arch == CLIP_ARCH_UNSPECIFIED && weights_has(w, "text_projection.weight"));
     if (!rc && m->with_projection)
         rc = get(w, &m->text_projection, "text_projection.weight", cfg->projection_dim, C, err);
-    if (!rc) rc = consume_position_ids(w, err);
+    if (!rc) weights_mark_used(w, POSITION_IDS);
     if (rc) clip_encoder_free(m);
     return rc;
 }

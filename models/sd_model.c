@@ -1,9 +1,11 @@
 // models/sd_model.c — opening a Stable Diffusion 1.x pipeline folder or checkpoint file onto a device
 // (models/sd_model.h): format detection, model_index.json, per-component weight files (plain or variant),
-// loading with every weight problem reported, cross-component shape checks, the A1111 short hash.
+// loading with every weight problem reported, cross-component shape checks, the image codec (VAE or pixel
+// space), the A1111 short hash.
 #include "sd_model.h"
 
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +14,7 @@
 
 #include "models/ldm_names.h"
 #include "nn/sha256.h"
+#include "nn/tensor_copy.h"
 
 // The weights file variants diffusers writes (save_pretrained(variant=...)), in order of preference.
 static const char *const VARIANTS[] = {"", ".fp16", ".bf16"};
@@ -74,13 +77,18 @@ static int read_text(const char *path, char **out, DiceError *err) {
     return 0;
 }
 
-// model_index.json entry `key` must be ["library", "class"] with class one of `classes` (NULL-terminated).
+// model_index.json entry `key` must be ["library", "class"] with class one of `classes` (NULL-terminated). With
+// `absent` non-NULL, [null, null] (a pipeline saved without that component) is accepted too and sets *absent.
 static int check_component(const cJSON *root, const char *path, const char *key, const char *const *classes,
-                           DiceError *err) {
+                           bool *absent, DiceError *err) {
     const cJSON *e = cJSON_GetObjectItemCaseSensitive(root, key);
     DICE_CHECK(err, e, "%s: no \"%s\" component (a Stable Diffusion pipeline has tokenizer, text_encoder, unet, "
-               "vae and scheduler)", path, key);
+               "vae and scheduler; a pixel-space one lists \"vae\": [null, null])", path, key);
     const cJSON *cls = cJSON_IsArray(e) ? cJSON_GetArrayItem(e, 1) : NULL;
+    if (absent) {
+        *absent = cJSON_GetArraySize(e) == 2 && cJSON_IsNull(cJSON_GetArrayItem(e, 0)) && cJSON_IsNull(cls);
+        if (*absent) return 0;
+    }
     DICE_CHECK(err, cJSON_IsString(cls), "%s: \"%s\" is not a [library, class] pair", path, key);
     for (int i = 0; classes[i]; i++)
         if (!strcmp(cls->valuestring, classes[i])) return 0;
@@ -89,7 +97,8 @@ static int check_component(const cJSON *root, const char *path, const char *key,
     return DICE_FAIL(err, "%s: %s class %s is not supported (expected %s)", path, key, name, classes[0]);
 }
 
-static int read_model_index(const char *dir, DiceError *err) {
+// The folder's model_index.json; *has_vae is false when it lists "vae": [null, null] (a pixel-space model).
+static int read_model_index(const char *dir, bool *has_vae, DiceError *err) {
     char path[4200], *text = NULL;
     snprintf(path, sizeof path, "%s/model_index.json", dir);
     DICE_CHECK(err, is_file(path), "%s: no model_index.json: not a diffusers pipeline folder (dice --model takes "
@@ -111,10 +120,12 @@ static int read_model_index(const char *dir, DiceError *err) {
     static const char *const text_cls[] = {"CLIPTextModel", NULL};
     static const char *const unet_cls[] = {"UNet2DConditionModel", NULL};
     static const char *const vae_cls[] = {"AutoencoderKL", NULL};
-    if (!rc) rc = check_component(root, path, "tokenizer", tok, err);
-    if (!rc) rc = check_component(root, path, "text_encoder", text_cls, err);
-    if (!rc) rc = check_component(root, path, "unet", unet_cls, err);
-    if (!rc) rc = check_component(root, path, "vae", vae_cls, err);
+    bool no_vae = false;
+    if (!rc) rc = check_component(root, path, "tokenizer", tok, NULL, err);
+    if (!rc) rc = check_component(root, path, "text_encoder", text_cls, NULL, err);
+    if (!rc) rc = check_component(root, path, "unet", unet_cls, NULL, err);
+    if (!rc) rc = check_component(root, path, "vae", vae_cls, &no_vae, err);
+    *has_vae = !no_vae;
     if (!rc && !cJSON_GetObjectItemCaseSensitive(root, "scheduler"))
         rc = DICE_FAIL(err, "%s: no \"scheduler\" component", path);
     cJSON_Delete(root);
@@ -204,7 +215,20 @@ static int load_unet(SdModel *m, const char *dir, DiceError *err) {
     return rc;
 }
 
-// The components must fit together: text width = cross_attention_dim, latent channels = UNet channels.
+// A pixel-space model's UNet works on RGB images: 3 channels in and out, read from its config whatever is loaded.
+static int check_pixel_unet(const char *dir, DiceError *err) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/unet/config.json", dir);
+    UnetConfig cfg;
+    DICE_TRY(unet_config_load(&cfg, path, err));
+    DICE_CHECK(err, cfg.in_channels == 3 && cfg.out_channels == 3,
+               "%s: a pixel-space model (model_index.json lists \"vae\": [null, null]) needs a UNet on RGB images "
+               "(in_channels = out_channels = 3), but unet/config.json has in_channels %lld, out_channels %lld",
+               dir, (long long)cfg.in_channels, (long long)cfg.out_channels);
+    return 0;
+}
+
+// The components must fit together: text width = cross_attention_dim, latent channels = UNet channels, an RGB VAE.
 static int check_shapes(const SdModel *m, DiceError *err) {
     const UnetConfig *u = &m->unet.cfg;
     if ((m->loaded & SD_LOAD_TEXT) && (m->loaded & SD_LOAD_UNET))
@@ -212,6 +236,10 @@ static int check_shapes(const SdModel *m, DiceError *err) {
             DICE_CHECK(err, u->cross_attention_dim[i] == m->text.cfg.hidden_size,
                        "%s: the text encoder's hidden_size %d differs from the UNet's cross_attention_dim %lld",
                        m->path, m->text.cfg.hidden_size, (long long)u->cross_attention_dim[i]);
+    if (m->loaded & SD_LOAD_VAE)
+        DICE_CHECK(err, m->vae.cfg.in_channels == 3 && m->vae.cfg.out_channels == 3,
+                   "%s: the VAE takes %d and gives %d image channels, not RGB (3)", m->path, m->vae.cfg.in_channels,
+                   m->vae.cfg.out_channels);
     if ((m->loaded & SD_LOAD_VAE) && (m->loaded & SD_LOAD_UNET))
         DICE_CHECK(err, m->vae.cfg.latent_channels == u->in_channels && u->in_channels == u->out_channels,
                    "%s: the VAE's latent_channels %d do not match the UNet's in/out channels %lld / %lld", m->path,
@@ -224,7 +252,8 @@ static int check_shapes(const SdModel *m, DiceError *err) {
 }
 
 static int open_folder(SdModel *m, const char *dir, int what, DiceError *err) {
-    DICE_TRY(read_model_index(dir, err));
+    DICE_TRY(read_model_index(dir, &m->has_vae, err));
+    if (!m->has_vae) DICE_TRY(check_pixel_unet(dir, err));
     char sub[4200];
     snprintf(m->scheduler_config, sizeof m->scheduler_config, "%s/scheduler/scheduler_config.json", dir);
     DICE_CHECK(err, is_file(m->scheduler_config), "%s: missing (every pipeline folder has one)", m->scheduler_config);
@@ -247,7 +276,7 @@ static int open_folder(SdModel *m, const char *dir, int what, DiceError *err) {
         DICE_TRY(weights_file(sub, "diffusion_pytorch_model", path, sizeof path, err));
         DICE_TRY(sd_model_hash(path, m->hash, err));
     }
-    if (what & SD_LOAD_VAE) {
+    if ((what & SD_LOAD_VAE) && m->has_vae) {
         snprintf(sub, sizeof sub, "%s/vae", dir);
         DICE_TRY(load_vae(m, sub, err));
         m->loaded |= SD_LOAD_VAE;
@@ -360,6 +389,7 @@ int sd_model_open(SdModel *m, const char *path, const char *config_dir, DiceCtx 
                "single-file checkpoints)", path);
     DICE_TRY(arena_init(&m->weights, "model weights", ctx->device, (size_t)64 << 20, 0, err));
     int rc;
+    m->has_vae = true;  // until model_index.json says otherwise
     if (is_dir(path)) rc = open_folder(m, path, what, err);
     else rc = refuse_pickle(path, err) ? -1 : open_file(m, path, config_dir, what, err);
     if (rc) sd_model_close(m);
@@ -379,9 +409,103 @@ int sd_model_scheduler(const SdModel *m, SchedulerKind kind, Scheduler *s, DiceE
     return scheduler_load(s, kind, m->scheduler_config, err);
 }
 
-int sd_model_vae_scale(const SdModel *m) { return vae_downscale(&m->vae.cfg); }
+// ---------------------------------------------------------------- the image codec
+
+int sd_model_vae_scale(const SdModel *m) { return m->has_vae ? vae_downscale(&m->vae.cfg) : 1; }
 
 int sd_model_size_multiple(const SdModel *m) { return sd_model_vae_scale(m) << (m->unet.cfg.n_levels - 1); }
+
+int sd_model_latent_channels(const SdModel *m) { return m->has_vae ? m->vae.cfg.latent_channels : 3; }
+
+double sd_model_scaling_factor(const SdModel *m) { return m->has_vae ? m->vae.cfg.scaling_factor : 1.0; }
+
+bool sd_model_has_codec(const SdModel *m) { return !m->has_vae || (m->loaded & SD_LOAD_VAE); }
+
+int sd_model_encode(SdModel *m, Graph *g, const Tensor *images, Arena *host, VaePosterior *post, DiceError *err) {
+    DICE_CHECK(err, sd_model_has_codec(m), "%s was opened without its VAE: nothing to encode images with", m->path);
+    char desc[96];
+    DICE_CHECK(err, images->ndim == 4 && images->shape[3] == 3 && images->dtype == DT_F32 &&
+                        images->device == DEV_CPU && tensor_is_contiguous(images),
+               "%s: images to encode must be (n, H, W, 3) f32 contiguous on the host, not %s", m->path,
+               tensor_describe(images, desc, sizeof desc));
+    if (!m->has_vae) {  // pixel space: a point mass at the image, in f32
+        DICE_TRY(arena_tensor(host, &post->mean, DT_F32, 4, images->shape, err));
+        DICE_TRY(arena_tensor(host, &post->logvar, DT_F32, 4, images->shape, err));
+        memcpy(post->mean.data, images->data, tensor_nbytes(images));
+        float *lv = post->logvar.data;
+        for (int64_t i = 0; i < tensor_numel(&post->logvar); i++) lv[i] = VAE_LOGVAR_MIN;
+        return 0;
+    }
+    Tensor x;
+    Var *xv;
+    DICE_TRY(tensor_to(m->ctx, g->arena, &x, images, m->dtype, err));
+    DICE_TRY(graph_leaf(g, &xv, &x, false, err));
+    return vae_encode(&m->vae, g, xv, host, post, err);
+}
+
+// One image through the VAE decoder: z (h, w, C) host f32 (latents / scaling_factor) -> out (H, W, 3) host f32.
+// The arenas and graph are the caller's; each call resets them.
+static int vae_decode_one(SdModel *m, Graph *g, Arena *step, Arena *host, const float *z, int h, int w, float *out,
+                          DiceError *err) {
+    arena_reset(step);
+    arena_reset(host);
+    graph_reset(g);
+    Tensor zh, zd, img;
+    Var *zv, *image;
+    DICE_TRY(tensor_wrap(&zh, (void *)z, DT_F32, DEV_CPU, 4, (int64_t[]){1, h, w, m->vae.cfg.latent_channels}, err));
+    DICE_TRY(tensor_to(m->ctx, step, &zd, &zh, m->dtype, err));
+    DICE_TRY(graph_leaf(g, &zv, &zd, false, err));
+    DICE_TRY(vae_decode(&m->vae, g, zv, &image, err));  // checks for NaN / Inf
+    DICE_TRY(tensor_to(m->ctx, host, &img, &image->value, DT_F32, err));
+    memcpy(out, img.data, tensor_nbytes(&img));
+    return 0;
+}
+
+// Decoded images (n, H, W, 3) in [-1, 1] -> diffusers' post-processing into out_image / out_pixels.
+static int postprocess(const SdModel *m, const float *x, size_t count, float *out_image, uint8_t *out_pixels,
+                       DiceError *err) {
+    for (size_t k = 0; k < count; k++) {
+        DICE_CHECK(err, isfinite(x[k]), "%s: decoded image value %zu is %g (NaN or Inf): the latents diverged",
+                   m->path, k, x[k]);
+        float v = x[k] / 2.0f + 0.5f;
+        v = v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
+        if (out_image) out_image[k] = v;
+        if (out_pixels) out_pixels[k] = (uint8_t)rintf(v * 255.0f);  // numpy round: half to even
+    }
+    return 0;
+}
+
+int sd_model_decode(SdModel *m, const float *latents, int n, int h, int w, float *out_image, uint8_t *out_pixels,
+                    DiceError *err) {
+    DICE_CHECK(err, sd_model_has_codec(m), "%s was opened without its VAE: nothing to decode latents with", m->path);
+    int f = sd_model_vae_scale(m), C = sd_model_latent_channels(m);
+    size_t per = (size_t)h * w * C, pix = (size_t)(h * f) * (size_t)(w * f) * 3;
+    if (!m->has_vae)  // pixel space: the latents are the images
+        return postprocess(m, latents, pix * n, out_image, out_pixels, err);
+    DiceCtx *ctx = m->ctx;
+    Arena step, host;
+    Graph g;
+    float *z = malloc(per * sizeof *z), *img = malloc(pix * sizeof *img);
+    int rc = z && img ? 0 : DICE_FAIL(err, "%s: out of host memory to decode", m->path);
+    bool step_ok = !rc && !arena_init(&step, "decode", ctx->device, (size_t)64 << 20, 0, err);
+    bool host_ok = step_ok && !arena_init(&host, "decode host", DEV_CPU, (size_t)8 << 20, 0, err);
+    bool graph_ok = host_ok && !graph_init(&g, ctx, &step, err);
+    if (!graph_ok) rc = -1;
+    else graph_no_grad_begin(&g);
+    float sf = (float)m->vae.cfg.scaling_factor;
+    for (int i = 0; i < n && !rc; i++) {
+        for (size_t k = 0; k < per; k++) z[k] = latents[per * i + k] / sf;  // on the host in f32, as diffusers
+        rc = vae_decode_one(m, &g, &step, &host, z, h, w, img, err);
+        if (!rc) rc = postprocess(m, img, pix, out_image ? out_image + pix * i : NULL,
+                                  out_pixels ? out_pixels + pix * i : NULL, err);
+    }
+    if (graph_ok) graph_free(&g);
+    if (host_ok) arena_free(&host);
+    if (step_ok) arena_free(&step);
+    free(z);
+    free(img);
+    return rc;
+}
 
 int sd_model_hash(const char *path, char *buf, DiceError *err) {
     enum { OFFSET = 0x100000, LENGTH = 0x10000 };

@@ -1,5 +1,5 @@
-// models/weights.c — weights from safetensors files into tensors, with every problem collected
-// (see weights.h).
+// models/weights.c — weights from safetensors files into tensors, with every problem collected, and the
+// manifest of the tensors asked for (see weights.h; writing a manifest back is models/weights_save.c).
 #include "weights.h"
 
 #include <stdio.h>
@@ -87,10 +87,40 @@ bool weights_has(Weights *w, const char *name) {
     return find(w, name, &f) >= 0;
 }
 
+void weights_mark_used(Weights *w, const char *name) {
+    int f, idx = find(w, name, &f);
+    if (idx >= 0) w->used[f][idx] = true;
+}
+
 static void shape_text(char *buf, size_t n, int ndim, const int64_t *shape) {
     size_t k = (size_t)snprintf(buf, n, "[");
     for (int i = 0; i < ndim && k < n; i++) k += (size_t)snprintf(buf + k, n - k, i ? ", %lld" : "%lld", (long long)shape[i]);
     if (k < n) snprintf(buf + k, n - k, "]");
+}
+
+// Adds {name, out, shape, perm} to the manifest.
+static int record(Weights *w, Tensor *out, const char *name, int ndim, const int64_t *shape, const int *perm,
+                  DiceError *err) {
+    WeightManifest *m = &w->manifest;
+    if (m->n == m->cap) {
+        int cap = m->cap ? 2 * m->cap : 64;
+        WeightEntry *e = realloc(m->entries, (size_t)cap * sizeof *e);
+        DICE_CHECK(err, e, "weights: out of host memory recording %s", name);
+        m->entries = e;
+        m->cap = cap;
+    }
+    WeightEntry *e = &m->entries[m->n];
+    memset(e, 0, sizeof *e);
+    e->name = strdup(name);
+    DICE_CHECK(err, e->name, "weights: out of host memory recording %s", name);
+    e->out = out;
+    e->ndim = ndim;
+    for (int i = 0; i < ndim; i++) {
+        e->shape[i] = shape[i];
+        e->perm[i] = perm ? perm[i] : i;
+    }
+    m->n++;
+    return 0;
 }
 
 static int zero_tensor(Weights *w, Tensor *out, DType dtype, int ndim, const int64_t *shape, DiceError *err) {
@@ -103,6 +133,7 @@ int weights_get(Weights *w, Tensor *out, const char *name, int ndim, const int64
     DICE_CHECK(err, ndim >= 0 && ndim <= TENSOR_MAX_DIMS, "weights: %s requested with rank %d", name, ndim);
     int64_t out_shape[TENSOR_MAX_DIMS];
     for (int i = 0; i < ndim; i++) out_shape[i] = perm ? shape[perm[i]] : shape[i];
+    DICE_TRY(record(w, out, name, ndim, shape, perm, err));
     int f = -1, idx = find(w, name, &f);
     if (idx < 0) {
         problem_add(&w->missing, name);
@@ -188,5 +219,21 @@ void weights_close(Weights *w) {
     free(w->used);
     problems_free(&w->missing);
     problems_free(&w->misshaped);
+    weight_manifest_free(&w->manifest);
     memset(w, 0, sizeof *w);
+}
+
+int weights_n_entries(const Weights *w) { return w->manifest.n; }
+
+const WeightEntry *weights_entry(const Weights *w, int i) { return &w->manifest.entries[i]; }
+
+void weights_take_manifest(Weights *w, WeightManifest *out) {
+    *out = w->manifest;
+    memset(&w->manifest, 0, sizeof w->manifest);
+}
+
+void weight_manifest_free(WeightManifest *m) {
+    for (int i = 0; i < m->n; i++) free(m->entries[i].name);
+    free(m->entries);
+    memset(m, 0, sizeof *m);
 }

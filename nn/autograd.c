@@ -1,6 +1,7 @@
 // nn/autograd.c — the tape, gradient accumulation and backward pass (see autograd.h).
 #include "autograd.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,12 +20,15 @@ int graph_init(Graph *g, DiceCtx *ctx, Arena *arena, DiceError *err) {
 
 void graph_free(Graph *g) {
     free(g->nodes);
+    if (g->bound_owned) free(g->bound);
     memset(g, 0, sizeof *g);
 }
 
 void graph_reset(Graph *g) {
     g->n_nodes = 0;
     g->no_grad_depth = 0;
+    g->bound_vars = NULL;
+    g->bound_used = false;
 }
 
 void graph_no_grad_begin(Graph *g) { g->no_grad_depth++; }
@@ -162,7 +166,101 @@ int graph_param(Graph *g, Var **out, Param *p, DiceError *err) {
     return 0;
 }
 
+// ---------------------------------------------------------------- parameter binding
+struct ParamBinding {
+    uintptr_t key;  // the Param's value.data
+    Param *param;
+};
+
+static int binding_cmp(const void *a, const void *b) {
+    uintptr_t x = ((const ParamBinding *)a)->key, y = ((const ParamBinding *)b)->key;
+    return (x > y) - (x < y);
+}
+
+static const char *param_name(const Param *p) { return p->name ? p->name : "(unnamed)"; }
+
+static int check_bindable(const Param *p, int i, DiceError *err) {
+    char a[128], b[128];
+    DICE_CHECK(err, p->value.data, "graph_bind_params: Param %d %s has no value", i, param_name(p));
+    DICE_CHECK(err, p->grad.data && tensor_same_shape(&p->grad, &p->value) && p->grad.dtype == p->value.dtype &&
+                        p->grad.device == p->value.device,
+               "graph_bind_params: Param %d %s has value %s but gradient %s", i, param_name(p),
+               tensor_describe(&p->value, a, sizeof a), p->grad.data ? tensor_describe(&p->grad, b, sizeof b) : "none");
+    return 0;
+}
+
+int graph_bind_params(Graph *g, Param *params, int n, DiceError *err) {
+    DICE_CHECK(err, n >= 0 && (params || n == 0), "graph_bind_params: %d Params from %s", n,
+               params ? "an array" : "NULL");
+    for (int i = 0; i < n; i++) DICE_TRY(check_bindable(&params[i], i, err));
+    ParamBinding *table = NULL;
+    if (n > 0) {
+        table = malloc((size_t)n * sizeof *table);
+        DICE_CHECK(err, table, "graph_bind_params: out of host memory for %d bindings", n);
+        for (int i = 0; i < n; i++) table[i] = (ParamBinding){(uintptr_t)params[i].value.data, &params[i]};
+        qsort(table, (size_t)n, sizeof *table, binding_cmp);
+    }
+    for (int i = 1; i < n; i++)
+        if (table[i].key == table[i - 1].key) {
+            const char *a = param_name(table[i - 1].param), *b = param_name(table[i].param);
+            free(table);
+            return DICE_FAIL(err, "graph_bind_params: Params %s and %s share one value tensor", a, b);
+        }
+    if (g->bound_owned) free(g->bound);
+    g->bound = table;
+    g->n_bound = n;
+    g->bound_owned = table != NULL;
+    g->bound_vars = NULL;
+    return 0;
+}
+
+// Index in g->bound of the binding whose key is data, or -1.
+static int find_binding(const Graph *g, const void *data) {
+    uintptr_t key = (uintptr_t)data;
+    int lo = 0, hi = g->n_bound - 1;
+    while (lo <= hi) {
+        int mid = lo + (hi - lo) / 2;
+        uintptr_t k = g->bound[mid].key;
+        if (k == key) return mid;
+        if (k < key) lo = mid + 1;
+        else hi = mid - 1;
+    }
+    return -1;
+}
+
+int graph_bound_var(Graph *g, Var **out, const Tensor *t, DiceError *err) {
+    *out = NULL;
+    if (!t || g->n_bound == 0) return 0;
+    int i = find_binding(g, t->data);
+    if (i < 0) return 0;
+    Param *p = g->bound[i].param;
+    char a[128], b[128];
+    DICE_CHECK(err, tensor_same_shape(t, &p->value) && t->dtype == p->value.dtype && t->device == p->value.device,
+               "bound Param %s: the op's tensor %s shares its data but not its value's shape, dtype or device (%s)",
+               param_name(p), tensor_describe(t, a, sizeof a), tensor_describe(&p->value, b, sizeof b));
+    g->bound_used = true;
+    if (!graph_recording(g)) return 0;
+    if (!g->bound_vars) {
+        void *mem;
+        DICE_TRY(arena_alloc_host(g->arena, (size_t)g->n_bound * sizeof(Var *), &mem, err));
+        memset(mem, 0, (size_t)g->n_bound * sizeof(Var *));
+        g->bound_vars = mem;
+    }
+    if (!g->bound_vars[i]) DICE_TRY(graph_param(g, &g->bound_vars[i], p, err));
+    *out = g->bound_vars[i];
+    return 0;
+}
+
+// ---------------------------------------------------------------- checkpoints
 void graph_set_scratch(Graph *g, Arena *scratch) { g->scratch = scratch; }
+
+// A graph in g's scratch arena that sees g's parameter bindings (borrowed: graph_free leaves them).
+static int sub_graph_init(Graph *sub, Graph *g, DiceError *err) {
+    DICE_TRY(graph_init(sub, g->ctx, g->scratch, err));
+    sub->bound = g->bound;
+    sub->n_bound = g->n_bound;
+    return 0;
+}
 
 typedef struct CheckpointSaved {
     CheckpointFn fn;
@@ -173,7 +271,7 @@ static int checkpoint_backward(Graph *g, TapeNode *node, DiceError *err) {
     const CheckpointSaved *s = node->saved;
     ArenaMark mark = arena_mark(g->scratch);
     Graph sub;
-    DICE_TRY(graph_init(&sub, g->ctx, g->scratch, err));
+    DICE_TRY(sub_graph_init(&sub, g, err));
     Var *leaves[4], *out;
     bool in_place[4] = {false};
     int rc = 0;
@@ -204,12 +302,14 @@ int graph_checkpoint(Graph *g, CheckpointFn fn, void *user, Var *const *inputs, 
                "checkpoint: the graph needs a scratch arena on %s (graph_set_scratch)", device_name(g->ctx->device));
     ArenaMark mark = arena_mark(g->scratch);
     Graph sub;
-    DICE_TRY(graph_init(&sub, g->ctx, g->scratch, err));
+    DICE_TRY(sub_graph_init(&sub, g, err));
     graph_no_grad_begin(&sub);
     Var *block_out, *result = NULL;
     int rc = fn(&sub, inputs, &block_out, user, err);
     if (!rc) rc = graph_new_var(g, &result, block_out->value.dtype, block_out->value.ndim, block_out->value.shape,
                                 inputs, n_inputs, err);
+    // A block with a bound Param needs its backward even when no input requires a gradient.
+    if (!rc && sub.bound_used && graph_recording(g)) result->requires_grad = true;
     if (!rc) rc = tensor_copy(g->ctx, &result->value, &block_out->value, err);
     graph_free(&sub);
     arena_release(g->scratch, mark);

@@ -330,6 +330,10 @@ static int run_component(const char *comp, const RunFlags *f, RunIo *io, DiceErr
             if (what == SD_LOAD_TOKENIZER) rc = run_tokenizer(io, &m, err);
             else if (what == SD_LOAD_TEXT) rc = run_text_encoder(io, &m, &dev, err);
             else if (what == SD_LOAD_UNET) rc = run_unet(io, &m, &dev, err);
+            else if (!m.has_vae)
+                rc = DICE_FAIL(err, "%s: a pixel-space model (model_index.json lists \"vae\": [null, null]) has no VAE "
+                               "for %s to run; its latents are the images in [-1, 1] (`dice run sample` gives both)",
+                               f->model, comp);
             else rc = run_vae(io, &m, &dev, !strcmp(comp, "vae-encode"), f->seed, err);
             sd_model_close(&m);
         }
@@ -395,11 +399,13 @@ const DiceCommand cmd_run = {
     "                     sample(generator=torch.Generator().manual_seed(SEED)) (--seed SEED, default 0)\n"
     "  vae-decode    in:  z (B, 4, h, w) (the decoder input: latents / scaling_factor)\n"
     "                out: image (B, 3, H, W) (vae.decode(z).sample, before post-processing)\n"
+    "                (a pixel-space model, whose model_index.json lists no VAE, has neither vae component)\n"
     "  sharpener     in:  c (B, N, d), c_null (B, N, d) or (1, N, d); --alpha A (default 1)\n"
     "                out: c_phi (B, N, d) = c + alpha r(c, c_null), token 0 kept\n"
     "  sample        the flags of `dice sample` below (--out is the output file); --in may hold latents\n"
     "                (B, C, h, w), the initial latents (times init_noise_sigma), else the seeded noise\n"
-    "                out: latents (B, C, h, w) final, image (B, 3, H, W) in [0, 1] (output_type=\"pt\")\n\n"
+    "                out: latents (B, C, h, w) final, image (B, 3, H, W) in [0, 1] (output_type=\"pt\");\n"
+    "                for a pixel-space model the latents are the images in [-1, 1] (C = 3, h = H)\n\n"
     "sample flags:\n" SAMPLE_FLAGS_HELP
     "\nExit status: 0 on success, 1 on an error (one line on stderr), 2 on a usage error.\n",
     run_run};

@@ -175,9 +175,17 @@ static int conv2d(Graph *g, Var **out, Var *const *inputs, int n_inputs, const T
     return graph_record(g, "conv2d", conv_backward, *out, inputs, n_inputs, saved, err);
 }
 
+// A weight or bias bound to a Param (graph_bind_params) makes this the trainable op, the other one a frozen leaf.
 int op_conv2d(Graph *g, Var **out, Var *x, const Tensor *weight, const Tensor *bias, int stride, int padding,
               DiceError *err) {
-    return conv2d(g, out, &x, 1, weight, bias, stride, padding, err);
+    DICE_CHECK(err, x && weight, "conv2d: input and weight are required");
+    Var *w, *b;
+    DICE_TRY(graph_bound_var(g, &w, weight, err));
+    DICE_TRY(graph_bound_var(g, &b, bias, err));
+    if (!w && !b) return conv2d(g, out, &x, 1, weight, bias, stride, padding, err);
+    if (!w) DICE_TRY(graph_leaf(g, &w, weight, false, err));
+    if (bias && !b) DICE_TRY(graph_leaf(g, &b, bias, false, err));
+    return op_conv2d_trainable(g, out, x, w, b, stride, padding, err);
 }
 
 int op_conv2d_trainable(Graph *g, Var **out, Var *x, Var *weight, Var *bias, int stride, int padding, DiceError *err) {

@@ -1,5 +1,6 @@
 // nn/op_conv.h — 2-D convolution on NHWC activations (PyTorch's conv2d semantics), with gradients.
-//   op_conv2d            frozen weight and bias (Tensors): only the input gradient is ever computed
+//   op_conv2d            frozen weight and bias (Tensors): only the input gradient is computed, unless one is
+//                        bound to a Param (graph_bind_params, nn/autograd.h): then it trains as below
 //   op_conv2d_trainable  weight and bias are Vars: their gradients too, when they require one
 // x (B, H, W, Cin) -> out (B, Ho, Wo, Cout), Ho = (H + 2 padding - kh) / stride + 1 (likewise Wo).
 // weight (Cout, kh, kw, Cin) "OHWI": repack PyTorch's (Cout, Cin, kh, kw) once at load with

@@ -155,11 +155,17 @@ static int linear_impl(Graph *g, Var **out, const char *op, Var *x, Var *w, Var 
     return graph_record(g, op, linear_backward, y, inputs, n_inputs, saved, err);
 }
 
+// The Var of a layer tensor: its bound Param's (graph_bind_params) or a frozen leaf.
+static int layer_var(Graph *g, Var **out, const Tensor *t, DiceError *err) {
+    DICE_TRY(graph_bound_var(g, out, t, err));
+    return *out ? 0 : graph_leaf(g, out, t, false, err);
+}
+
 int op_linear(Graph *g, Var **out, Var *x, const Tensor *weight, const Tensor *bias, GemmAct act, DiceError *err) {
     DICE_CHECK(err, x && weight, "linear: input and weight are required");
     Var *w, *b = NULL;
-    DICE_TRY(graph_leaf(g, &w, weight, false, err));
-    if (bias) DICE_TRY(graph_leaf(g, &b, bias, false, err));
+    DICE_TRY(layer_var(g, &w, weight, err));
+    if (bias) DICE_TRY(layer_var(g, &b, bias, err));
     return linear_impl(g, out, "linear", x, w, b, act, err);
 }
 

@@ -2,7 +2,8 @@
 //
 //   op_linear            y (..., out) = act(x (..., in) W^T + b), W (out, in) as in PyTorch, b (out) or NULL.
 //                        W and b are frozen Tensors: backward gives dx only (the frozen UNet / DiT / text
-//                        encoders: no weight gradient is ever computed for them).
+//                        encoders), unless a tensor is bound to a Param (graph_bind_params, nn/autograd.h):
+//                        then it trains as op_linear_trainable with that Param's Var.
 //   op_linear_trainable  the same with W and b as Vars (e.g. from graph_param): dW = dz^T x and db = sum dz
 //                        when they require a gradient (the DICE sharpener's fc1, q/k/v/out and fc2).
 //   op_matmul            c (B, M, N) = a (B, M, K) @ b (B, K, N), or, with transpose_b, a @ b^T for

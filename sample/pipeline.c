@@ -1,6 +1,6 @@
 // sample/pipeline.c — prompts to images (sample/pipeline.h): text conditioning, the embedding transforms
 // (scaling, DICE, a caller's hook), seeded torch-compatible noise, the scheduler loop with unguided or CFG UNet
-// calls, VAE decoding and diffusers' post-processing.
+// calls; decoding is the model's (sd_model_decode: the VAE, or the pixel mapping of a pixel-space model).
 #include "pipeline.h"
 
 #include <math.h>
@@ -43,8 +43,8 @@ int pipeline_image_size(const SdModel *m, const PipelineOptions *o, int *height,
     DICE_CHECK(err, *height > 0 && *width > 0, "%s: no image size given and the UNet config has no sample_size",
                m->path);
     DICE_CHECK(err, *height % multiple == 0 && *width % multiple == 0 && *height <= 16384 && *width <= 16384,
-               "image size %dx%d: height and width must be multiples of %d for this model (VAE x%d, %d UNet levels)",
-               *width, *height, multiple, f, m->unet.cfg.n_levels);
+               "image size %dx%d: height and width must be multiples of %d for this model (%d pixels per latent pixel, "
+               "%d UNet levels)", *width, *height, multiple, f, m->unet.cfg.n_levels);
     return 0;
 }
 
@@ -110,7 +110,7 @@ static int check_options(const SdModel *m, const PipelineOptions *o, const Pipel
     DICE_CHECK(err, (m->loaded & (SD_LOAD_TOKENIZER | SD_LOAD_TEXT | SD_LOAD_UNET)) ==
                         (SD_LOAD_TOKENIZER | SD_LOAD_TEXT | SD_LOAD_UNET),
                "pipeline: %s was opened without its tokenizer, text encoder or UNet", m->path);
-    DICE_CHECK(err, (!r->out_image && !r->out_pixels) || (m->loaded & SD_LOAD_VAE),
+    DICE_CHECK(err, (!r->out_image && !r->out_pixels) || sd_model_has_codec(m),
                "pipeline: %s was opened without its VAE", m->path);
     DICE_CHECK(err, o->steps >= 1, "pipeline: %d steps", o->steps);
     DICE_CHECK(err, isfinite(o->guidance) && isfinite(o->embed_scale) && isfinite(o->alpha) && isfinite(o->beta),
@@ -228,59 +228,6 @@ static int denoise(Run *run, const PipelineOptions *o, const PipelineRequest *r,
     return rc;
 }
 
-int pipeline_decode(SdModel *m, const float *latents, int n, int h, int w, float *out_image, uint8_t *out_pixels,
-                    DiceError *err) {
-    DICE_CHECK(err, m->loaded & SD_LOAD_VAE, "pipeline: %s was opened without its VAE", m->path);
-    const VaeConfig *cfg = &m->vae.cfg;
-    int f = sd_model_vae_scale(m), C = cfg->latent_channels, H = h * f, W = w * f;
-    size_t per = (size_t)h * w * C, pix = (size_t)H * W * 3;
-    DiceCtx *ctx = m->ctx;
-    Arena step, host;
-    Graph g;
-    float *z = malloc(per * sizeof *z);
-    DICE_CHECK(err, z, "pipeline: out of host memory");
-    int rc = arena_init(&step, "decode", ctx->device, (size_t)64 << 20, 0, err);
-    if (!rc && arena_init(&host, "decode host", DEV_CPU, (size_t)8 << 20, 0, err)) {
-        arena_free(&step);
-        rc = -1;
-    }
-    if (rc) {
-        free(z);
-        return -1;
-    }
-    rc = graph_init(&g, ctx, &step, err);
-    bool graph_ok = !rc;
-    graph_no_grad_begin(&g);
-    for (int i = 0; i < n && !rc; i++) {
-        // diffusers: latents / scaling_factor (the SD pipeline applies no shift), on the host in f32
-        for (size_t k = 0; k < per; k++) z[k] = latents[per * i + k] / cfg->scaling_factor;
-        arena_reset(&step);
-        arena_reset(&host);
-        graph_reset(&g);
-        Tensor zh, zd, img;
-        Var *zv, *image;
-        rc = tensor_wrap(&zh, z, DT_F32, DEV_CPU, 4, (int64_t[]){1, h, w, C}, err);
-        if (!rc) rc = tensor_to(ctx, &step, &zd, &zh, m->dtype, err);
-        if (!rc) rc = graph_leaf(&g, &zv, &zd, false, err);
-        if (!rc) rc = vae_decode(&m->vae, &g, zv, &image, err);  // checks for NaN / Inf
-        if (!rc) rc = tensor_to(ctx, &host, &img, &image->value, DT_F32, err);
-        if (!rc && img.shape[3] != 3) rc = DICE_FAIL(err, "%s: the VAE decodes %lld channels, not RGB", m->path,
-                                                    (long long)img.shape[3]);
-        const float *src = rc ? NULL : img.data;
-        for (size_t k = 0; k < pix && !rc; k++) {
-            float v = src[k] / 2.0f + 0.5f;
-            v = v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
-            if (out_image) out_image[pix * i + k] = v;
-            if (out_pixels) out_pixels[pix * i + k] = (uint8_t)rintf(v * 255.0f);  // numpy round: half to even
-        }
-    }
-    if (graph_ok) graph_free(&g);
-    arena_free(&host);
-    arena_free(&step);
-    free(z);
-    return rc;
-}
-
 int pipeline_generate(SdModel *m, const PipelineOptions *o, const PipelineRequest *r, PipelineStats *stats,
                       DiceError *err) {
     bool any_negative = false;
@@ -309,7 +256,7 @@ int pipeline_generate(SdModel *m, const PipelineOptions *o, const PipelineReques
     if (!rc) rc = conditioning(&run, o, r, cfg, &ehs, err);
     if (!rc) rc = denoise(&run, o, r, &ehs, cfg, h, w, x, err);
     if (!rc && r->out_latents) memcpy(r->out_latents, x, count * sizeof *x);
-    if (!rc && (r->out_image || r->out_pixels)) rc = pipeline_decode(m, x, r->n, h, w, r->out_image, r->out_pixels, err);
+    if (!rc && (r->out_image || r->out_pixels)) rc = sd_model_decode(m, x, r->n, h, w, r->out_image, r->out_pixels, err);
     run.stats.nfe = (double)run.stats.unet_rows / r->n;
     if (stats) *stats = run.stats;
     free(x);

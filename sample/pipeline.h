@@ -20,10 +20,10 @@
 // image on the CPU generator makes a seed give the same initial latents whatever the batch, device or dtype.
 //
 // The scheduler runs on host f32 latents (B h w C values, NHWC): each step copies the UNet input to the device
-// and its output back (a few hundred KB per step at 512 x 512; cheap next to a UNet call). Decoding: latents /
-// scaling_factor -> VAE decoder, one image at a time -> (x / 2 + 0.5).clamp(0, 1) (diffusers' postprocess,
-// output_type "np") -> pixels round(x * 255) with round-half-to-even (numpy_to_pil's
-// (images * 255).round().astype("uint8")). NaN or Inf in a decoded image stops with a message.
+// and its output back (a few hundred KB per step at 512 x 512; cheap next to a UNet call). Decoding is
+// sd_model_decode (models/sd_model.h): latents / scaling_factor -> the VAE decoder -> diffusers' post-processing,
+// or, for a pixel-space model (no VAE, a 3-channel UNet on images in [-1, 1]), the post-processing of the final
+// "latents" themselves. NaN or Inf in a decoded image stops with a message.
 #pragma once
 #include <stdint.h>
 
@@ -46,7 +46,7 @@ typedef struct PipelineOptions {
     SchedulerKind sampler;        // default SCHED_DPMSOLVER_MULTISTEP
     int steps;                    // default 20
     double guidance;              // w, default 1 (unguided)
-    int height, width;            // pixels; 0 = the UNet's sample_size times the VAE's scale
+    int height, width;            // pixels; 0 = the UNet's sample_size times sd_model_vae_scale (1 in pixel space)
     double embed_scale;           // s of naive scaling; 1 = off
     Sharpener *sharpener;         // DICE when non-NULL
     double alpha, beta;           // DICE strength (default 1) and negative-prompt weight (default 0)
@@ -70,12 +70,13 @@ typedef struct PipelineStats {
 // meaning none) and seeds[i].
 //   init_latents   (n, h, w, C) f32 NHWC to start from instead of the seeded noise (already scaled by
 //                  init_noise_sigma), or NULL
-//   out_latents    (n, h, w, C) f32: the final latents (before / scaling_factor), or NULL
+//   out_latents    (n, h, w, C) f32: the final latents (before / scaling_factor; the images in [-1, 1] in pixel
+//                  space), or NULL
 //   out_image      (n, H, W, 3) f32 in [0, 1] (diffusers' output_type "np"), or NULL
 //   out_pixels     (n, H, W, 3) u8 RGB, or NULL
 //   stats          may be NULL
 // h = H / sd_model_vae_scale(m), likewise w. With out_image and out_pixels both NULL nothing is decoded (the VAE
-// need not be loaded).
+// need not be loaded); otherwise sd_model_decode does it.
 typedef struct PipelineRequest {
     int n;
     const char *const *prompts;
@@ -93,9 +94,6 @@ int pipeline_generate(SdModel *m, const PipelineOptions *o, const PipelineReques
 int pipeline_noise(uint64_t seed, int h, int w, int c, float *out, DiceError *err);
 // The image size o asks for (0 = the model's default), checked against sd_model_size_multiple.
 int pipeline_image_size(const SdModel *m, const PipelineOptions *o, int *height, int *width, DiceError *err);
-// Decodes n latents (n, h, w, C) f32 NHWC (diffusion-model scale) into out_image and / or out_pixels.
-int pipeline_decode(SdModel *m, const float *latents, int n, int h, int w, float *out_image, uint8_t *out_pixels,
-                    DiceError *err);
 
 #ifdef __cplusplus
 }

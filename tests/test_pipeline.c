@@ -228,7 +228,7 @@ DICE_TEST(pipeline_dice_scaling_and_transform_modes) {
     // a decode that overflows stops with a message instead of writing a black image
     static float bad[LAT_N / B];
     bad[5] = NAN;
-    CHECK_FAILS_WITH(pipeline_decode(&m, bad, 1, LAT, LAT, NULL, hooked.pixels, &tc->err), "NaN");
+    CHECK_FAILS_WITH(sd_model_decode(&m, bad, 1, LAT, LAT, NULL, hooked.pixels, &tc->err), "NaN");
     arena_free(&persistent);
     sd_model_close(&m);
 }

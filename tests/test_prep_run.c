@@ -49,7 +49,8 @@ static void file_name(const TinyImage *im, char *out, size_t cap) {
     snprintf(out, cap, "%012lld.%s", (long long)im->id, im->ext);
 }
 
-// The folder: tmp/images/<files>, tmp/captions.json, tmp/model/{vae,tokenizer} (links to the golden models).
+// The folder: tmp/images/<files>, tmp/captions.json, tmp/model/ (a pipeline folder: model_index.json, links to the
+// golden tiny VAE and tokenizer, and to the golden pipeline's UNet and scheduler, which prep does not load).
 static int make_coco(TestCtx *tc, char *root, size_t cap) {
     snprintf(root, cap, "%s", test_tmpdir(tc));
     char path[1024], name[64], text[256], real[1024];
@@ -102,13 +103,21 @@ static int make_coco(TestCtx *tc, char *root, size_t cap) {
     fclose(f);
     snprintf(path, sizeof path, "%s/model", root);
     if (mkdir(path, 0777)) return -1;
-    const char *links[2][2] = {{"tests/golden/vae/tiny", "vae"}, {"tests/golden/clip_encoder/tokenizer", "tokenizer"}};
-    for (int i = 0; i < 2; i++) {
+    const char *links[4][2] = {{"tests/golden/vae/tiny", "vae"}, {"tests/golden/clip_encoder/tokenizer", "tokenizer"},
+                               {"tests/golden/pipeline/model/unet", "unet"},  // only hashed, never loaded by prep
+                               {"tests/golden/pipeline/model/scheduler", "scheduler"}};
+    for (int i = 0; i < 4; i++) {
         if (!realpath(test_path(tc, links[i][0]), real)) return -1;
         snprintf(path, sizeof path, "%s/model/%s", root, links[i][1]);
         if (symlink(real, path)) return -1;
     }
-    return 0;
+    snprintf(path, sizeof path, "%s/model/model_index.json", root);
+    if (!(f = fopen(path, "w"))) return -1;
+    fprintf(f, "{\"_class_name\": \"StableDiffusionPipeline\", \"tokenizer\": [\"transformers\", \"CLIPTokenizer\"], "
+               "\"text_encoder\": [\"transformers\", \"CLIPTextModel\"], \"unet\": [\"diffusers\", "
+               "\"UNet2DConditionModel\"], \"vae\": [\"diffusers\", \"AutoencoderKL\"], \"scheduler\": [\"diffusers\", "
+               "\"PNDMScheduler\"]}\n");
+    return fclose(f) ? -1 : 0;
 }
 
 static const TinyImage *image_of(int64_t id) {
