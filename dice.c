@@ -4,8 +4,8 @@
 
 #include "nn/commands.h"
 
-static const DiceCommand *const commands[] = {&cmd_inspect, &cmd_demo, &cmd_prep, &cmd_inspect_embeddings, &cmd_train,
-                                                 &cmd_sample, &cmd_run};
+static const DiceCommand *const commands[] = {&cmd_inspect, &cmd_demo,   &cmd_prep,   &cmd_inspect_embeddings,
+                                                 &cmd_train,   &cmd_train_base, &cmd_sample, &cmd_run};
 static const int n_commands = (int)(sizeof commands / sizeof commands[0]);
 
 static const DiceCommand *find_command(const char *name) {

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "commands.h"
+#include "file_util.h"
 #include "data/image.h"
 #include "sample_args.h"
 
@@ -36,25 +37,6 @@ static void progress_bar(void *user, int step, int steps) {
             dt > 0 ? step / dt : 0.0);
     if (step == steps) fputc('\n', stderr);
     fflush(stderr);
-}
-
-// mkdir -p
-static int make_dirs(const char *path, DiceError *err) {
-    char buf[4096];
-    DICE_CHECK(err, strlen(path) < sizeof buf, "%s: path too long", path);
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1;; p++) {
-        if (*p != '/' && *p) continue;
-        char c = *p;
-        *p = 0;
-        DICE_CHECK(err, !mkdir(buf, 0755) || errno == EEXIST, "%s: cannot create the folder: %s", buf,
-                   strerror(errno));
-        if (!c) break;
-        *p = c;
-    }
-    struct stat st;
-    DICE_CHECK(err, !stat(path, &st) && S_ISDIR(st.st_mode), "%s: not a folder", path);
-    return 0;
 }
 
 // The first free image number of an output folder: one past the largest NNNNN of its NNNNN-*.png files.
@@ -87,7 +69,7 @@ static int run_sample(int argc, char **argv) {
     SampleSetup s;
     memset(&s, 0, sizeof s);
     int rc = sample_args_prompts(&a, &prompts, &n_prompts, &err);
-    if (!rc) rc = make_dirs(a.out, &err);
+    if (!rc) rc = dice_make_dirs(a.out, &err);
     if (!rc) rc = sample_setup_open(&s, &a, &err);
     int H = 0, W = 0;
     if (!rc) rc = pipeline_image_size(&s.model, &s.opts, &H, &W, &err);

@@ -19,6 +19,7 @@ extern const DiceCommand cmd_demo;     // nn/cmd_demo.c
 extern const DiceCommand cmd_prep;     // nn/cmd_prep.c
 extern const DiceCommand cmd_inspect_embeddings;  // nn/cmd_inspect_embeddings.c
 extern const DiceCommand cmd_train;    // nn/cmd_train.c
+extern const DiceCommand cmd_train_base;  // nn/cmd_train_base.c
 extern const DiceCommand cmd_sample;   // nn/cmd_sample.c
 extern const DiceCommand cmd_run;      // nn/cmd_run.c
 

@@ -1,0 +1,469 @@
+// train/base_train.c — joint training of a text encoder and a UNet from scratch on the synthetic world
+// (see base_train.h for the objective, the random numbers and the output folder).
+#include "base_train.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "data/world.h"
+#include "models/clip_encoder.h"
+#include "models/clip_tokenizer.h"
+#include "models/init.h"
+#include "models/unet.h"
+#include "models/weights.h"
+#include "nn/adamw.h"
+#include "nn/file_util.h"
+#include "nn/ops.h"
+#include "nn/philox.h"
+#include "nn/safetensors.h"
+#include "nn/tensor_copy.h"
+#include "sample/schedule.h"
+#include "sample/scheduler_config.h"
+#include "train/train_outputs.h"
+
+// Streams of the seed: uniform (caption dropout, t) and normal (noise), 4 uniforms per sample.
+enum { UNIFORMS_PER_SAMPLE = 4 };
+static const uint64_t NOISE_SEED_MIX = 0x6e6f697365ull;  // "noise"
+
+// One network of the pipeline: its manifest (every tensor by name) and the trained subset.
+typedef struct Component {
+    const char *dir;            // "text_encoder" or "unet"
+    const char *weights_file;   // "model.safetensors" or "diffusion_pytorch_model.safetensors"
+    WeightManifest man;
+} Component;
+
+// A trained tensor: its Param (value aliases the model's tensor), EMA copy and where it comes from.
+typedef struct Trained {
+    int comp, entry;
+    Tensor ema;                 // f32, same shape; unused without EMA
+} Trained;
+
+typedef struct BaseRun {
+    const BaseTrainOptions *o;
+    DiceCtx ctx;
+    Arena weights, state, activations;
+    ClipTokenizer tok;
+    ClipEncoderConfig text_cfg;
+    ClipEncoder text;
+    UnetConfig unet_cfg;
+    Unet unet;
+    Component comp[2];          // 0: text encoder, 1: UNet
+    ScheduleConfig sched_cfg;
+    NoiseSchedule sched;
+    Param *params;
+    Param **param_ptrs;
+    Trained *trained;
+    int n_trained;
+    AdamW opt;
+    Graph g;
+    int64_t step;               // optimiser steps taken
+    double seconds;             // training time so far (carried over a resume)
+    float *x0, *noise, *xt, *ts;// host batch buffers
+    int32_t *ids;
+} BaseRun;
+
+void base_train_defaults(BaseTrainOptions *o) {
+    memset(o, 0, sizeof *o);
+    o->steps = 2000;
+    o->batch = 16;
+    o->lr = 1e-3;
+    o->weight_decay = 1e-2;
+    o->uncond_prob = 0.15;
+    o->ema_decay = 0.999;
+    o->save_every = 250;
+    o->save_dtype = DT_F16;
+}
+
+static bool file_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+// ---------------------------------------------------------------- model
+
+// Which tensors train: the linear and convolution weights and biases (what op_linear / op_conv2d use).
+// Norm affines and embedding tables stay as initialised (their ops take no Param).
+static bool is_trained(const char *name) {
+    size_t n = strlen(name);
+    bool wb = (n > 7 && !strcmp(name + n - 7, ".weight")) || (n > 5 && !strcmp(name + n - 5, ".bias"));
+    return wb && !strstr(name, "norm") && !strstr(name, "embedding.");
+}
+
+// Opens the component's weights in the model folder, or an empty file when there are none (every tensor then
+// comes back zero-filled and is initialised afterwards). *fresh says which.
+static int open_component(BaseRun *r, const char *dir, const char *file, Weights *w, bool *fresh, char *empty,
+                          DiceError *err) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s/%s", r->o->model, dir, file);
+    *fresh = !file_exists(path);
+    const char *paths[1] = {path};
+    if (*fresh) {
+        snprintf(empty, 64, "/tmp/dice_base_empty_XXXXXX");
+        int fd = mkstemp(empty);
+        DICE_CHECK(err, fd >= 0, "mkstemp: %s", strerror(errno));
+        static const unsigned char bytes[10] = {2, 0, 0, 0, 0, 0, 0, 0, '{', '}'};  // header "{}"
+        ssize_t wrote = write(fd, bytes, sizeof bytes);
+        close(fd);
+        DICE_CHECK(err, wrote == (ssize_t)sizeof bytes, "%s: cannot write", empty);
+        paths[0] = empty;
+    }
+    int rc = weights_open(w, paths, 1, &r->ctx, &r->weights, DT_F32, err);
+    if (*fresh) unlink(empty);
+    return rc;
+}
+
+static int load_models(BaseRun *r, DiceError *err) {
+    const BaseTrainOptions *o = r->o;
+    char path[4096], empty[64];
+    snprintf(path, sizeof path, "%s/tokenizer", o->model);
+    DICE_TRY(clip_tokenizer_load(&r->tok, path, err));
+    snprintf(path, sizeof path, "%s/text_encoder/config.json", o->model);
+    DICE_TRY(clip_encoder_config_load(&r->text_cfg, path, err));
+    snprintf(path, sizeof path, "%s/unet/config.json", o->model);
+    DICE_TRY(unet_config_load(&r->unet_cfg, path, err));
+    snprintf(path, sizeof path, "%s/scheduler/scheduler_config.json", o->model);
+    DICE_TRY(schedule_config_load(&r->sched_cfg, path, err));
+    DICE_TRY(noise_schedule_init(&r->sched, &r->sched_cfg, err));
+    DICE_CHECK(err, r->sched.prediction_type == PRED_EPSILON, "%s: prediction_type must be epsilon", path);
+    DICE_CHECK(err, r->unet_cfg.in_channels == 3 && r->unet_cfg.out_channels == 3,
+               "%s/unet/config.json: a pixel-space UNet (in/out channels 3) is trained on the world's images",
+               o->model);
+    DICE_CHECK(err, r->text_cfg.hidden_size == r->unet_cfg.cross_attention_dim[0],
+               "%s: the text encoder's width %d is not the UNet's cross_attention_dim %lld", o->model,
+               r->text_cfg.hidden_size, (long long)r->unet_cfg.cross_attention_dim[0]);
+
+    r->comp[0] = (Component){.dir = "text_encoder", .weights_file = "model.safetensors"};
+    r->comp[1] = (Component){.dir = "unet", .weights_file = "diffusion_pytorch_model.safetensors"};
+    for (int c = 0; c < 2; c++) {
+        Weights w;
+        bool fresh;
+        DICE_TRY(open_component(r, r->comp[c].dir, r->comp[c].weights_file, &w, &fresh, empty, err));
+        int rc = c == 0 ? clip_encoder_load(&r->text, &r->text_cfg, &w, err) : unet_load(&r->unet, &r->unet_cfg, &w, err);
+        if (!rc && !fresh) rc = weights_finish(&w, err);
+        weights_take_manifest(&w, &r->comp[c].man);
+        weights_close(&w);
+        DICE_TRY(rc);
+        // A fresh component is initialised with a seed of its own (the same names in both would collide).
+        if (fresh) DICE_TRY(weights_init_pytorch(&r->comp[c].man, &r->ctx, o->seed * 2 + (uint64_t)c, err));
+    }
+    return 0;
+}
+
+// Params (aliasing the model tensors), their gradients, EMA copies and the optimiser.
+static int make_params(BaseRun *r, DiceError *err) {
+    int n = 0;
+    for (int c = 0; c < 2; c++)
+        for (int i = 0; i < r->comp[c].man.n; i++) n += is_trained(r->comp[c].man.entries[i].name);
+    r->params = calloc((size_t)n, sizeof *r->params);
+    r->param_ptrs = calloc((size_t)n, sizeof *r->param_ptrs);
+    r->trained = calloc((size_t)n, sizeof *r->trained);
+    DICE_CHECK(err, r->params && r->param_ptrs && r->trained, "out of host memory");
+    for (int c = 0; c < 2; c++)
+        for (int i = 0; i < r->comp[c].man.n; i++) {
+            const WeightEntry *e = &r->comp[c].man.entries[i];
+            if (!is_trained(e->name)) continue;
+            Param *p = &r->params[r->n_trained];
+            Trained *t = &r->trained[r->n_trained];
+            p->name = e->name;
+            p->value = *e->out;
+            DICE_CHECK(err, p->value.dtype == DT_F32 && tensor_is_contiguous(&p->value),
+                       "%s: trained tensors must be contiguous f32", e->name);
+            DICE_TRY(arena_tensor(&r->state, &p->grad, DT_F32, p->value.ndim, p->value.shape, err));
+            DICE_TRY(param_zero_grad(&r->ctx, p, err));
+            t->comp = c, t->entry = i;
+            if (r->o->ema_decay > 0) {
+                DICE_TRY(arena_tensor(&r->state, &t->ema, DT_F32, p->value.ndim, p->value.shape, err));
+                DICE_TRY(tensor_copy(&r->ctx, &t->ema, &p->value, err));
+            }
+            r->param_ptrs[r->n_trained++] = p;
+        }
+    AdamWConfig cfg = {.lr = r->o->lr, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = r->o->weight_decay};
+    DICE_TRY(adamw_init(&r->opt, &cfg, r->param_ptrs, r->n_trained, &r->state, &r->ctx, err));
+    DICE_TRY(graph_init(&r->g, &r->ctx, &r->activations, err));
+    return graph_bind_params(&r->g, r->params, r->n_trained, err);
+}
+
+// ---------------------------------------------------------------- state files
+
+// The folder's shipped weights: each component's manifest, with the EMA in place of the trained tensors.
+static int save_weights(BaseRun *r, DiceError *err) {
+    char path[4096];
+    for (int c = 0; c < 2; c++) {
+        WeightManifest m = r->comp[c].man;  // shallow: names and tensors are borrowed
+        m.entries = malloc((size_t)m.n * sizeof *m.entries);
+        DICE_CHECK(err, m.entries, "out of host memory");
+        memcpy(m.entries, r->comp[c].man.entries, (size_t)m.n * sizeof *m.entries);
+        for (int k = 0; k < r->n_trained && r->o->ema_decay > 0; k++)
+            if (r->trained[k].comp == c) m.entries[r->trained[k].entry].out = &r->trained[k].ema;
+        snprintf(path, sizeof path, "%s/%s/%s", r->o->out, r->comp[c].dir, r->comp[c].weights_file);
+        int rc = weights_save(&m, &r->ctx, path, r->o->save_dtype, err);
+        free(m.entries);
+        DICE_TRY(rc);
+    }
+    return 0;
+}
+
+// train_state.safetensors: "<component>/<name>" for every tensor (dice's layout, f32), and for the trained ones
+// ".../ema", ".../adam_m", ".../adam_v"; metadata step, seconds and the settings a resume must not change.
+static int save_state(BaseRun *r, DiceError *err) {
+    int cap = r->comp[0].man.n + r->comp[1].man.n + 3 * r->n_trained, n = 0;
+    StWriteTensor *t = calloc((size_t)cap, sizeof *t);
+    char (*names)[320] = calloc((size_t)cap, sizeof *names);
+    int rc = t && names ? 0 : DICE_FAIL(err, "out of host memory");
+    for (int c = 0; c < 2 && !rc; c++)
+        for (int i = 0; i < r->comp[c].man.n; i++) {
+            const Tensor *v = r->comp[c].man.entries[i].out;
+            snprintf(names[n], sizeof names[n], "%s/%s", r->comp[c].dir, r->comp[c].man.entries[i].name);
+            t[n] = (StWriteTensor){.name = names[n], .dtype = DT_F32, .ndim = v->ndim, .data = v->data};
+            memcpy(t[n].shape, v->shape, sizeof(int64_t) * (size_t)v->ndim);
+            n++;
+        }
+    for (int k = 0; k < r->n_trained && !rc; k++) {
+        const Trained *tr = &r->trained[k];
+        const Tensor *extra[3] = {&tr->ema, &r->opt.m[k], &r->opt.v[k]};
+        const char *suffix[3] = {"ema", "adam_m", "adam_v"};
+        for (int j = r->o->ema_decay > 0 ? 0 : 1; j < 3; j++) {
+            snprintf(names[n], sizeof names[n], "%s/%s/%s", r->comp[tr->comp].dir,
+                     r->comp[tr->comp].man.entries[tr->entry].name, suffix[j]);
+            t[n] = (StWriteTensor){.name = names[n], .dtype = DT_F32, .ndim = extra[j]->ndim, .data = extra[j]->data};
+            memcpy(t[n].shape, extra[j]->shape, sizeof(int64_t) * (size_t)extra[j]->ndim);
+            n++;
+        }
+    }
+    char step[32], seconds[32], seed[32], batch[32];
+    snprintf(step, sizeof step, "%lld", (long long)r->step);
+    snprintf(seconds, sizeof seconds, "%.3f", r->seconds);
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)r->o->seed);
+    snprintf(batch, sizeof batch, "%d", r->o->batch);
+    const char *keys[4] = {"step", "seconds", "seed", "batch"}, *values[4] = {step, seconds, seed, batch};
+    char path[4096];
+    snprintf(path, sizeof path, "%s/train_state.safetensors", r->o->out);
+    if (!rc) rc = st_write(path, t, n, keys, values, 4, err);
+    free(t);
+    free(names);
+    return rc;
+}
+
+static int restore_tensor(const StFile *f, const char *name, Tensor *dst, DiceError *err) {
+    const StTensorInfo *t = st_find(f, name);
+    DICE_CHECK(err, t, "%s: no tensor %s", f->path, name);
+    bool same = t->dtype == DT_F32 && t->ndim == dst->ndim;
+    for (int d = 0; same && d < t->ndim; d++) same = t->shape[d] == dst->shape[d];
+    DICE_CHECK(err, same, "%s: %s does not have the model's f32 shape", f->path, name);
+    memcpy(dst->data, t->data, tensor_nbytes(dst));
+    return 0;
+}
+
+static int load_state(BaseRun *r, DiceError *err) {
+    char path[4096], name[320];
+    snprintf(path, sizeof path, "%s/train_state.safetensors", r->o->out);
+    StFile f;
+    DICE_TRY(st_open(&f, path, err));
+    const char *step = st_meta(&f, "step"), *seconds = st_meta(&f, "seconds"), *seed = st_meta(&f, "seed"),
+               *batch = st_meta(&f, "batch");
+    int rc = step && seconds && seed && batch ? 0 : DICE_FAIL(err, "%s: step, seconds, seed or batch missing", path);
+    if (!rc && (strtoull(seed, NULL, 10) != r->o->seed || atoi(batch) != r->o->batch))
+        rc = DICE_FAIL(err, "%s: written with seed %s and batch %s; resume with the same --seed and --batch", path,
+                       seed, batch);
+    for (int c = 0; c < 2 && !rc; c++)
+        for (int i = 0; i < r->comp[c].man.n && !rc; i++) {
+            snprintf(name, sizeof name, "%s/%s", r->comp[c].dir, r->comp[c].man.entries[i].name);
+            rc = restore_tensor(&f, name, r->comp[c].man.entries[i].out, err);
+        }
+    for (int k = 0; k < r->n_trained && !rc; k++) {
+        Trained *tr = &r->trained[k];
+        Tensor *extra[3] = {&tr->ema, &r->opt.m[k], &r->opt.v[k]};
+        const char *suffix[3] = {"ema", "adam_m", "adam_v"};
+        for (int j = r->o->ema_decay > 0 ? 0 : 1; j < 3 && !rc; j++) {
+            snprintf(name, sizeof name, "%s/%s/%s", r->comp[tr->comp].dir, r->comp[tr->comp].man.entries[tr->entry].name,
+                     suffix[j]);
+            rc = restore_tensor(&f, name, extra[j], err);
+        }
+    }
+    if (!rc) {
+        r->step = strtoll(step, NULL, 10);
+        r->seconds = strtod(seconds, NULL);
+        r->opt.step = r->step;
+    }
+    st_close(&f);
+    return rc;
+}
+
+// Copies the configs and tokenizer files into the output folder.
+static int copy_configs(BaseRun *r, DiceError *err) {
+    static const char *const files[] = {"model_index.json", "scheduler/scheduler_config.json",
+                                        "text_encoder/config.json", "unet/config.json", "tokenizer/vocab.json",
+                                        "tokenizer/merges.txt", "tokenizer/tokenizer_config.json",
+                                        "tokenizer/special_tokens_map.json"};
+    static const char *const dirs[] = {"scheduler", "text_encoder", "unet", "tokenizer"};
+    char src[4096], dst[4096];
+    for (int i = 0; i < 4; i++) {
+        snprintf(dst, sizeof dst, "%s/%s", r->o->out, dirs[i]);
+        DICE_TRY(dice_make_dirs(dst, err));
+    }
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        snprintf(src, sizeof src, "%s/%s", r->o->model, files[i]);
+        snprintf(dst, sizeof dst, "%s/%s", r->o->out, files[i]);
+        if (!strcmp(src, dst)) continue;
+        if (!file_exists(src) && strstr(files[i], "special_tokens_map")) continue;  // optional in transformers
+        DICE_TRY(dice_copy_file(src, dst, (size_t)64 << 20, err));
+    }
+    return 0;
+}
+
+// ---------------------------------------------------------------- one step
+
+// The inputs of global step `step`: images, captions (some dropped), timesteps, noise and noisy images.
+static int make_batch(BaseRun *r, int64_t step, DiceError *err) {
+    const int B = r->o->batch;
+    const size_t n = WORLD_PIXELS;
+    WorldItem item;
+    for (int j = 0; j < B; j++) {
+        uint64_t index = (uint64_t)step * (uint64_t)B + (uint64_t)j;
+        world_sample(r->o->seed, index, WORLD_TRAIN, &item);
+        float u[UNIFORMS_PER_SAMPLE];
+        philox_uniform4(r->o->seed, index, u);
+        const char *text = u[0] < r->o->uncond_prob ? "" : item.caption;
+        DICE_TRY(clip_tokenizer_encode(&r->tok, text, r->ids + (size_t)j * r->tok.max_length, NULL, NULL, err));
+        int t = (int)(u[1] * (float)r->sched.T);
+        if (t >= r->sched.T) t = r->sched.T - 1;
+        r->ts[j] = (float)t;
+        float *x0 = r->x0 + j * n, *noise = r->noise + j * n;
+        for (size_t k = 0; k < n; k++) x0[k] = (float)item.rgb[k] / 127.5f - 1.0f;
+        philox_fill_normal_f32(noise, n, r->o->seed ^ NOISE_SEED_MIX, index * n);
+        schedule_add_noise(&r->sched, t, x0, noise, r->xt + j * n, n);
+    }
+    return 0;
+}
+
+static int train_step(BaseRun *r, double *loss_out, DiceError *err) {
+    const int B = r->o->batch;
+    const int64_t L = r->tok.max_length;
+    DICE_TRY(make_batch(r, r->step, err));
+    arena_reset(&r->activations);
+    graph_reset(&r->g);
+    Tensor ids, xt, noise, ts;
+    DICE_TRY(tensor_wrap(&ids, r->ids, DT_I32, DEV_CPU, 2, (int64_t[]){B, L}, err));
+    DICE_TRY(tensor_wrap(&xt, r->xt, DT_F32, DEV_CPU, 4, (int64_t[]){B, WORLD_SIZE, WORLD_SIZE, 3}, err));
+    DICE_TRY(tensor_wrap(&noise, r->noise, DT_F32, DEV_CPU, 4, (int64_t[]){B, WORLD_SIZE, WORLD_SIZE, 3}, err));
+    DICE_TRY(tensor_wrap(&ts, r->ts, DT_F32, DEV_CPU, 1, (int64_t[]){B}, err));
+    ClipEncoderOutput text = {0};
+    Var *xv, *nv, *eps, *loss;
+    DICE_TRY(clip_encoder_forward(&r->g, &r->text, &ids, CLIP_LAST_HIDDEN_STATE, &text, err));
+    DICE_TRY(graph_leaf(&r->g, &xv, &xt, false, err));
+    DICE_TRY(graph_leaf(&r->g, &nv, &noise, false, err));
+    DICE_TRY(unet_forward(&r->g, &r->unet, xv, &ts, text.hidden, &eps, err));
+    DICE_TRY(op_mse_loss(&r->g, &loss, eps, nv, 1.0 / ((double)B * WORLD_PIXELS), err));
+    *loss_out = *(const float *)loss->value.data;
+    DICE_TRY(graph_backward(&r->g, loss, err));
+    DICE_TRY(adamw_step(&r->opt, &r->ctx, err));
+    for (int k = 0; k < r->n_trained; k++) DICE_TRY(param_zero_grad(&r->ctx, &r->params[k], err));
+    r->step++;
+    if (r->o->ema_decay > 0) {
+        double d = fmin(r->o->ema_decay, (1.0 + (double)r->step) / (10.0 + (double)r->step));
+        for (int k = 0; k < r->n_trained; k++) {
+            float *e = r->trained[k].ema.data;
+            const float *p = r->params[k].value.data;
+            int64_t n = tensor_numel(&r->params[k].value);
+            for (int64_t i = 0; i < n; i++) e[i] = (float)(d * e[i] + (1.0 - d) * p[i]);
+        }
+    }
+    return 0;
+}
+
+// ---------------------------------------------------------------- the run
+
+static int checkpoint(BaseRun *r, DiceError *err) {
+    char csv[4096], png[4096];
+    DICE_TRY(save_weights(r, err));
+    DICE_TRY(save_state(r, err));
+    snprintf(csv, sizeof csv, "%s/loss.csv", r->o->out);
+    snprintf(png, sizeof png, "%s/loss.png", r->o->out);
+    return r->step ? train_loss_plot(csv, png, err) : 0;  // nothing to plot before the first step
+}
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static int run(BaseRun *r, DiceError *err) {
+    const BaseTrainOptions *o = r->o;
+    DICE_CHECK(err, o->model && o->out, "base training needs a model folder and an output folder");
+    DICE_CHECK(err, o->batch >= 1 && o->steps >= 0 && o->uncond_prob >= 0 && o->uncond_prob <= 1 &&
+                        o->ema_decay >= 0 && o->ema_decay < 1 && o->lr > 0,
+               "bad settings: batch >= 1, steps >= 0, uncond_prob in [0, 1], ema_decay in [0, 1), lr > 0");
+    ctx_init_cpu(&r->ctx);
+    DICE_TRY(arena_init(&r->weights, "weights", DEV_CPU, (size_t)64 << 20, 0, err));
+    DICE_TRY(arena_init(&r->state, "train state", DEV_CPU, (size_t)64 << 20, 0, err));
+    DICE_TRY(arena_init(&r->activations, "step", DEV_CPU, (size_t)256 << 20, 0, err));
+    DICE_TRY(dice_make_dirs(o->out, err));
+    DICE_TRY(load_models(r, err));
+    DICE_TRY(make_params(r, err));
+    if (o->resume) DICE_TRY(load_state(r, err));
+    DICE_TRY(copy_configs(r, err));
+    size_t n = (size_t)o->batch * WORLD_PIXELS;
+    r->x0 = malloc(n * sizeof *r->x0), r->noise = malloc(n * sizeof *r->noise), r->xt = malloc(n * sizeof *r->xt);
+    r->ts = malloc((size_t)o->batch * sizeof *r->ts);
+    r->ids = malloc((size_t)o->batch * (size_t)r->tok.max_length * sizeof *r->ids);
+    DICE_CHECK(err, r->x0 && r->noise && r->xt && r->ts && r->ids, "out of host memory");
+
+    char csv_path[4096];
+    snprintf(csv_path, sizeof csv_path, "%s/loss.csv", o->out);
+    FILE *csv = fopen(csv_path, o->resume ? "a" : "w");
+    DICE_CHECK(err, csv, "%s: cannot open: %s", csv_path, strerror(errno));
+    if (!o->resume) fprintf(csv, "step,loss,lr,seconds\n");
+    if (!o->quiet)
+        fprintf(stderr, "base training: %d trained tensors, batch %d, from step %lld to %lld\n", r->n_trained,
+                o->batch, (long long)r->step, (long long)o->steps);
+    int rc = 0;
+    double mean = 0;
+    while (r->step < o->steps && !rc) {
+        double t0 = now_s(), loss;
+        rc = train_step(r, &loss, err);
+        if (rc) break;
+        r->seconds += now_s() - t0;
+        if (!isfinite(loss)) {
+            rc = DICE_FAIL(err, "step %lld: the loss is %g", (long long)r->step, loss);
+            break;
+        }
+        fprintf(csv, "%lld,%.6f,%g,%.3f\n", (long long)r->step, loss, o->lr, r->seconds);
+        mean = r->step == 1 ? loss : 0.98 * mean + 0.02 * loss;
+        if (!o->quiet && (r->step % 10 == 0 || r->step == o->steps))
+            fprintf(stderr, "step %lld/%lld  loss %.4f (mean %.4f)  %.2f s/step\n", (long long)r->step,
+                    (long long)o->steps, loss, mean, r->seconds / (double)r->step);
+        if (o->save_every && r->step % o->save_every == 0) {
+            fflush(csv);
+            rc = checkpoint(r, err);
+        }
+    }
+    if (fclose(csv) && !rc) rc = DICE_FAIL(err, "%s: write error", csv_path);
+    if (!rc) rc = checkpoint(r, err);
+    return rc;
+}
+
+int base_train(const BaseTrainOptions *o, DiceError *err) {
+    BaseRun r;
+    memset(&r, 0, sizeof r);
+    r.o = o;
+    int rc = run(&r, err);
+    graph_free(&r.g);
+    adamw_free(&r.opt);
+    free(r.params), free(r.param_ptrs), free(r.trained);
+    free(r.x0), free(r.noise), free(r.xt), free(r.ts), free(r.ids);
+    for (int c = 0; c < 2; c++) weight_manifest_free(&r.comp[c].man);
+    if (r.unet.cfg.n_levels) unet_free(&r.unet);
+    clip_encoder_free(&r.text);
+    clip_tokenizer_free(&r.tok);
+    noise_schedule_free(&r.sched);
+    schedule_config_free(&r.sched_cfg);
+    arena_free(&r.activations), arena_free(&r.state), arena_free(&r.weights);
+    return rc;
+}

@@ -1,0 +1,56 @@
+// train/base_train.h — training a small text-to-image model from scratch (the embedded default, issue 6):
+// the CLIP text encoder and the UNet of a diffusers pipeline folder, jointly, on the synthetic world of
+// data/world.h, with the standard DDPM objective:
+//
+//   per sample j of a batch of B (item step * B + j of the world's training stream, data/world.h):
+//     x0    = 2 rgb / 255 - 1                                  (32, 32, 3), pixel space
+//     c     = caption, replaced by "" with probability uncond_prob (so that CFG means something)
+//     t     ~ U{0..T-1}, noise ~ N(0, I), x_t = add_noise(x0, noise, t) on the model's own schedule
+//   loss  = mean over the batch and elements of (eps(x_t, t, text_encoder(c)) - noise)^2
+//   AdamW on every linear and convolution weight and bias of both networks (graph_bind_params); the norms'
+//   affines (1, 0) and the embedding tables (normal(0, 0.02)) keep their initial values.
+//   EMA of the trained weights: ema = d ema + (1 - d) p with d = min(ema_decay, (1 + step) / (10 + step)).
+//
+// Random numbers: Philox streams of `seed` (nn/philox.h), addressed by the global sample index, so a run
+// is reproducible bit for bit on the CPU and a resumed run continues exactly.
+//
+// Output folder (a complete diffusers pipeline, loadable like any downloaded model):
+//   model_index.json, scheduler/, tokenizer/, text_encoder/config.json, unet/config.json   copied
+//   text_encoder/model.safetensors, unet/diffusion_pytorch_model.safetensors   the EMA weights (the raw
+//       weights when ema_decay is 0), in save_dtype (f16 keeps the shipped model small)
+//   train_state.safetensors   f32 weights, EMA, AdamW moments and the step, for --resume
+//   loss.csv (step,loss,lr,seconds), loss.png
+// CPU only for now: the CUDA kernels of the UNet's convolutions and attention are bf16, and training in bf16
+// needs fp32 master weights behind bf16 working copies (not built yet).
+#pragma once
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "nn/dtype.h"
+#include "nn/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct BaseTrainOptions {
+    const char *model;        // pipeline folder: configs + tokenizer; its weights, if any, are the start
+    const char *out;          // output folder (created)
+    int64_t steps;            // optimiser steps to reach (a resumed run continues up to it)
+    int batch;
+    double lr, weight_decay;
+    double uncond_prob;       // caption dropout
+    double ema_decay;         // 0: no EMA
+    uint64_t seed;            // initialisation (when the model folder has no weights), data and noise
+    int64_t save_every;       // 0: at the end only
+    DType save_dtype;         // of the shipped weights: DT_F32, DT_F16 or DT_BF16
+    bool resume;              // continue from out/train_state.safetensors
+    bool quiet;
+} BaseTrainOptions;
+
+void base_train_defaults(BaseTrainOptions *o);
+int base_train(const BaseTrainOptions *o, DiceError *err);
+
+#ifdef __cplusplus
+}
+#endif
