@@ -22,7 +22,7 @@
 
 #define WORLD_MODEL "assets/dice-world"
 // state_dict sizes for these configs: transformers 4.57 CLIPTextModel, diffusers 0.42 UNet2DConditionModel
-// (scripts/make_world_tokenizer.py's configs; 879,104 and 5,923,971 parameters).
+// (scripts/make_world_tokenizer.py's configs; 879,104 and 6,714,435 parameters).
 #define N_TEXT_TENSORS 68
 #define N_UNET_TENSORS 324
 
@@ -63,7 +63,7 @@ DICE_TEST(world_model_configs_parse) {
     const int64_t channels[3] = {64, 128, 128};
     for (int i = 0; i < 3; i++) {
         CHECK(u.block_out_channels[i] == channels[i] && u.layers_per_block[i] == 1 && u.transformer_layers[i] == 1);
-        CHECK(u.down_cross_attn[i] == (i < 2) && u.up_cross_attn[i] == (i > 0) && u.cross_attention_dim[i] == 128);
+        CHECK(u.down_cross_attn[i] == (i > 0) && u.up_cross_attn[i] == (i < 2) && u.cross_attention_dim[i] == 128);
         CHECK(u.heads[i] == 8 && (u.block_out_channels[i] / u.heads[i]) % 8 == 0);  // head dims 8, 16, 16
     }
     CHECK(u.norm_num_groups == 32 && !u.use_linear_projection);
