@@ -138,7 +138,7 @@ ifneq ($(MAKECMDGOALS),clean)
 endif
 
 # ---------------------------------------------------------------- sources
-LIB_C := $(wildcard nn/*.c kernels/*.c models/*.c train/*.c sample/*.c data/*.c)
+LIB_C := $(wildcard nn/*.c kernels/*.c models/*.c train/*.c sample/*.c data/*.c eval/*.c)
 LIB_CU := $(wildcard kernels/*.cu)
 TEST_C := $(filter-out tests/main.c,$(wildcard tests/*.c))
 TEST_CU := $(wildcard tests/*.cu)

@@ -188,6 +188,14 @@ void world_sample(uint64_t seed, uint64_t index, WorldSplit split, WorldItem *ou
     world_render(&a, &out->geom, out->rgb);
 }
 
+void world_sample_geom(const WorldAttrs *a, uint64_t seed, uint64_t index, WorldGeom *g) {
+    const uint32_t attempt = 0x3fffffffu;  // a block no world_sample rejection loop reaches in practice
+    PhiloxU32x4 b1 = item_block(seed, index, attempt, 1), b2 = item_block(seed, index, attempt, 2);
+    float u[6] = {u01_64(b1.v[0]), u01_64(b1.v[1]), u01_64(b1.v[2]),
+                  u01_64(b1.v[3]), u01_64(b2.v[0]), u01_64(b2.v[1])};
+    geom_from_uniforms(a, u, g);
+}
+
 // ---------------------------------------------------------------- captions
 
 static const char *article(int colour) { return world_colour_names[colour][0] == 'o' ? "an" : "a"; }

@@ -77,6 +77,8 @@ typedef struct WorldAnalysis {
     int n_objects;                    // objects found: 0, 1 or 2
     float cx[2], cy[2];               // centroids of the found objects
     int n_pixels[2];                  // their pixel counts
+    float lower_share[2];             // share of their pixels in the lower half of the bounding box
+    float squareness[2];              // E[dx^2 dy^2] / E[(dx^4 + dy^4) / 2] about the centroid
 } WorldAnalysis;
 
 // Per-attribute correctness of an image against the attributes it was meant to show (1 right, 0 wrong).
@@ -107,6 +109,9 @@ void world_attrs_from_index(int index, WorldAttrs *a);
 // Item `index` of the stream of `split` for `seed`: attributes uniform over the split's combinations,
 // jittered geometry, caption and rendered image. Depends on (seed, index, split) only.
 void world_sample(uint64_t seed, uint64_t index, WorldSplit split, WorldItem *out);
+// Jittered geometry for given attrs, distributed as world_sample's (the real images of a prompt, e.g. for a
+// Frechet distance); depends on (attrs, seed, index) only.
+void world_sample_geom(const WorldAttrs *a, uint64_t seed, uint64_t index, WorldGeom *g);
 // The jitter-free geometry of attrs (object centres at the middle of their ranges, half-size 5).
 void world_geom_centred(const WorldAttrs *a, WorldGeom *g);
 // Draws the background and both objects into rgb (WORLD_PIXELS bytes, (H, W, 3)).

@@ -27,6 +27,7 @@
 typedef struct Region {
     int n, x0, x1, y0, y1;
     float cx, cy;
+    float lower_share, squareness;   // the shape statistics below
     int shape;
 } Region;
 
@@ -99,7 +100,7 @@ static void largest_regions(const uint8_t *labels, int colour, int *comp, int to
 // joins when it lies on the RGB segment from bg to colour (within PURE_DISTANCE) nearer colour's end,
 // so a blurred shape is measured at its half-way contour rather than by its shrunken pure core.
 static Region measure(const uint8_t *rgb, const int *comp, int id, int colour, int bg) {
-    Region r = {0, WORLD_SIZE, -1, WORLD_SIZE, -1, 0.0f, 0.0f, -1};
+    Region r = {0, WORLD_SIZE, -1, WORLD_SIZE, -1, 0.0f, 0.0f, 0.0f, 0.0f, -1};
     for (int p = 0; p < N_PIX; p++) {
         if (comp[p] != id) continue;
         int x = p % WORLD_SIZE, y = p / WORLD_SIZE;
@@ -153,13 +154,13 @@ static Region measure(const uint8_t *rgb, const int *comp, int id, int colour, i
         cross += dx * dx * dy * dy;
         axial += 0.5f * (dx * dx * dx * dx + dy * dy * dy * dy);
     }
-    float lower_share = upper + lower ? (float)lower / (float)(upper + lower) : 0.5f;
-    float squareness = axial > 0.0f ? cross / axial : 0.0f;
-    if (lower_share > TRIANGLE_MIN_LOWER)
+    r.lower_share = upper + lower ? (float)lower / (float)(upper + lower) : 0.5f;
+    r.squareness = axial > 0.0f ? cross / axial : 0.0f;
+    if (r.lower_share > TRIANGLE_MIN_LOWER)
         r.shape = WORLD_TRIANGLE;
-    else if (squareness > SQUARE_MIN_SQUARENESS)
+    else if (r.squareness > SQUARE_MIN_SQUARENESS)
         r.shape = WORLD_SQUARE;
-    else if (squareness > CIRCLE_MIN_SQUARENESS)
+    else if (r.squareness > CIRCLE_MIN_SQUARENESS)
         r.shape = WORLD_CIRCLE;
     else
         r.shape = WORLD_DIAMOND;
@@ -220,6 +221,7 @@ void world_analyse(const uint8_t *rgb, WorldAnalysis *out) {
         a->colour[i] = colours[order[i]];
         a->shape[i] = r->shape;
         out->cx[i] = r->cx, out->cy[i] = r->cy, out->n_pixels[i] = r->n;
+        out->lower_share[i] = r->lower_share, out->squareness[i] = r->squareness;
     }
 }
 

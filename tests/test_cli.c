@@ -24,8 +24,3 @@ DICE_TEST(cli_unknown_command_is_one_line_error) {
     CHECK(strstr(err, "usage: dice COMMAND") != NULL);
 }
 
-DICE_TEST(cli_demo_succeeds) {
-    char out[4096], err[4096];
-    const char *argv[] = {test_dice_bin(tc), "demo", NULL};
-    CHECK(test_run(tc, argv, out, sizeof out, err, sizeof err) == 0);
-}

@@ -424,6 +424,7 @@ static int run(BaseRun *r, DiceError *err) {
         fprintf(stderr, "base training: %d trained tensors, batch %d, from step %lld to %lld\n", r->n_trained,
                 o->batch, (long long)r->step, (long long)o->steps);
     int rc = 0;
+    const int64_t first_step = r->step + 1;
     double mean = 0;
     while (r->step < o->steps && !rc) {
         double t0 = now_s(), loss;
@@ -435,7 +436,7 @@ static int run(BaseRun *r, DiceError *err) {
             break;
         }
         fprintf(csv, "%lld,%.6f,%g,%.3f\n", (long long)r->step, loss, o->lr, r->seconds);
-        mean = r->step == 1 ? loss : 0.98 * mean + 0.02 * loss;
+        mean = r->step == first_step ? loss : 0.98 * mean + 0.02 * loss;
         if (!o->quiet && (r->step % 10 == 0 || r->step == o->steps))
             fprintf(stderr, "step %lld/%lld  loss %.4f (mean %.4f)  %.2f s/step\n", (long long)r->step,
                     (long long)o->steps, loss, mean, r->seconds / (double)r->step);
