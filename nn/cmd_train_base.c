@@ -20,6 +20,7 @@ static const char usage[] =
     "  --model DIR          pipeline folder: model_index.json, scheduler/, tokenizer/, text_encoder/config.json,\n"
     "                       unet/config.json; its weights files, when present, are the starting point,\n"
     "                       otherwise the weights start from PyTorch's default initialisation (--seed)\n"
+    "  --from-scratch       ignore --model's weights files: start from the default initialisation\n"
     "  --out DIR            the trained pipeline folder (configs copied, EMA weights written), loss.csv,\n"
     "                       loss.png, train_state.safetensors (created)\n"
     "  --steps N            optimiser steps (2000)\n"
@@ -69,6 +70,10 @@ static int parse_args(int argc, char **argv, BaseTrainOptions *o) {
         }
         if (!strcmp(a, "--quiet")) {
             o->quiet = true;
+            continue;
+        }
+        if (!strcmp(a, "--from-scratch")) {
+            o->from_scratch = true;
             continue;
         }
         if (!v) {

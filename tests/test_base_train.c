@@ -125,6 +125,21 @@ DICE_TEST(base_train_writes_a_loadable_pipeline_and_trains_exactly_the_layers) {
     snprintf(path, sizeof path, "%s/loss.png", out1);
     struct stat st;
     CHECK(stat(path, &st) == 0 && st.st_size > 0);
+    // --from-scratch ignores a folder's weights: training from run1 (which has weights) from scratch repeats run1.
+    char out2[1024];
+    snprintf(out2, sizeof out2, "%s/run2", test_tmpdir(tc));
+    options(&o, out1, out2, 1);
+    o.weight_decay = 0, o.from_scratch = true;
+    CHECK_OK(base_train(&o, &tc->err));
+    char *x, *y;
+    size_t nx, ny;
+    snprintf(path, sizeof path, "%s/unet/diffusion_pytorch_model.safetensors", out1);
+    CHECK_OK(dice_read_file(path, 1 << 26, &x, &nx, &tc->err));
+    snprintf(path, sizeof path, "%s/unet/diffusion_pytorch_model.safetensors", out2);
+    CHECK_OK(dice_read_file(path, 1 << 26, &y, &ny, &tc->err));
+    CHECK(nx == ny && !memcmp(x, y, nx));
+    free(x);
+    free(y);
 }
 
 DICE_TEST(base_train_resume_is_bit_exact_and_loss_falls) {

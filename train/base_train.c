@@ -101,7 +101,7 @@ static int open_component(BaseRun *r, const char *dir, const char *file, Weights
                           DiceError *err) {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s/%s", r->o->model, dir, file);
-    *fresh = !file_exists(path);
+    *fresh = r->o->from_scratch || !file_exists(path);
     const char *paths[1] = {path};
     if (*fresh) {
         snprintf(empty, 64, "/tmp/dice_base_empty_XXXXXX");

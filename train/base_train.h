@@ -35,6 +35,7 @@ extern "C" {
 
 typedef struct BaseTrainOptions {
     const char *model;        // pipeline folder: configs + tokenizer; its weights, if any, are the start
+    bool from_scratch;        // ignore the folder's weights: PyTorch's default initialisation from `seed`
     const char *out;          // output folder (created)
     int64_t steps;            // optimiser steps to reach (a resumed run continues up to it)
     int batch;
