@@ -179,8 +179,15 @@ static int binding_cmp(const void *a, const void *b) {
 
 static const char *param_name(const Param *p) { return p->name ? p->name : "(unnamed)"; }
 
+// The tensor the ops see: the working copy when there is one, else the value.
+static const Tensor *bound_tensor(const Param *p) { return p->working.data ? &p->working : &p->value; }
+
 static int check_bindable(const Param *p, int i, DiceError *err) {
     char a[128], b[128];
+    DICE_CHECK(err, !p->working.data || (tensor_same_shape(&p->working, &p->value) &&
+                                         p->working.device == p->value.device && tensor_is_contiguous(&p->working)),
+               "graph_bind_params: Param %d %s has value %s but working copy %s", i, param_name(p),
+               tensor_describe(&p->value, a, sizeof a), tensor_describe(&p->working, b, sizeof b));
     DICE_CHECK(err, p->value.data, "graph_bind_params: Param %d %s has no value", i, param_name(p));
     DICE_CHECK(err, p->grad.data && tensor_same_shape(&p->grad, &p->value) && p->grad.dtype == p->value.dtype &&
                         p->grad.device == p->value.device,
@@ -192,12 +199,17 @@ static int check_bindable(const Param *p, int i, DiceError *err) {
 int graph_bind_params(Graph *g, Param *params, int n, DiceError *err) {
     DICE_CHECK(err, n >= 0 && (params || n == 0), "graph_bind_params: %d Params from %s", n,
                params ? "an array" : "NULL");
-    for (int i = 0; i < n; i++) DICE_TRY(check_bindable(&params[i], i, err));
+    bool mixed = false;
+    for (int i = 0; i < n; i++) {
+        DICE_TRY(check_bindable(&params[i], i, err));
+        mixed = mixed || params[i].working.data;
+    }
     ParamBinding *table = NULL;
     if (n > 0) {
         table = malloc((size_t)n * sizeof *table);
         DICE_CHECK(err, table, "graph_bind_params: out of host memory for %d bindings", n);
-        for (int i = 0; i < n; i++) table[i] = (ParamBinding){(uintptr_t)params[i].value.data, &params[i]};
+        for (int i = 0; i < n; i++)
+            table[i] = (ParamBinding){(uintptr_t)bound_tensor(&params[i])->data, &params[i]};
         qsort(table, (size_t)n, sizeof *table, binding_cmp);
     }
     for (int i = 1; i < n; i++)
@@ -211,6 +223,7 @@ int graph_bind_params(Graph *g, Param *params, int n, DiceError *err) {
     g->n_bound = n;
     g->bound_owned = table != NULL;
     g->bound_vars = NULL;
+    g->bound_mixed = mixed;
     return 0;
 }
 
@@ -234,10 +247,11 @@ int graph_bound_var(Graph *g, Var **out, const Tensor *t, DiceError *err) {
     int i = find_binding(g, t->data);
     if (i < 0) return 0;
     Param *p = g->bound[i].param;
+    const Tensor *bt = bound_tensor(p);
     char a[128], b[128];
-    DICE_CHECK(err, tensor_same_shape(t, &p->value) && t->dtype == p->value.dtype && t->device == p->value.device,
+    DICE_CHECK(err, tensor_same_shape(t, bt) && t->dtype == bt->dtype && t->device == bt->device,
                "bound Param %s: the op's tensor %s shares its data but not its value's shape, dtype or device (%s)",
-               param_name(p), tensor_describe(t, a, sizeof a), tensor_describe(&p->value, b, sizeof b));
+               param_name(p), tensor_describe(t, a, sizeof a), tensor_describe(bt, b, sizeof b));
     g->bound_used = true;
     if (!graph_recording(g)) return 0;
     if (!g->bound_vars) {
@@ -246,9 +260,34 @@ int graph_bound_var(Graph *g, Var **out, const Tensor *t, DiceError *err) {
         memset(mem, 0, (size_t)g->n_bound * sizeof(Var *));
         g->bound_vars = mem;
     }
-    if (!g->bound_vars[i]) DICE_TRY(graph_param(g, &g->bound_vars[i], p, err));
+    if (!g->bound_vars[i] && p->working.data) DICE_TRY(graph_leaf(g, &g->bound_vars[i], &p->working, true, err));
+    else if (!g->bound_vars[i]) DICE_TRY(graph_param(g, &g->bound_vars[i], p, err));
     *out = g->bound_vars[i];
     return 0;
+}
+
+int graph_collect_param_grads(Graph *g, DiceError *err) {
+    for (int i = 0; i < g->n_bound && g->bound_vars; i++) {
+        Param *p = g->bound[i].param;
+        Var *v = g->bound_vars[i];
+        if (!p->working.data || !v || !v->grad.data) continue;
+        ArenaMark mark = arena_mark(g->arena);
+        Tensor wide;
+        int rc = tensor_to(g->ctx, g->arena, &wide, &v->grad, p->grad.dtype, err);
+        if (!rc && p->grad.device == DEV_CPU)
+            rc = accumulate_cpu(p->grad.data, wide.data, tensor_numel(&wide), wide.dtype, err);
+#ifdef DICE_CUDA
+        else if (!rc)
+            rc = accumulate_cuda(p->grad.data, wide.data, tensor_numel(&wide), wide.dtype, g->ctx->stream, err);
+#endif
+        arena_release(g->arena, mark);
+        if (rc) return dice_error_context(err, "collecting the gradient of %s", param_name(p)), -1;
+    }
+    return 0;
+}
+
+int param_sync_working(DiceCtx *ctx, Param *p, DiceError *err) {
+    return p->working.data ? tensor_copy(ctx, &p->working, &p->value, err) : 0;
 }
 
 // ---------------------------------------------------------------- checkpoints
@@ -256,6 +295,7 @@ void graph_set_scratch(Graph *g, Arena *scratch) { g->scratch = scratch; }
 
 // A graph in g's scratch arena that sees g's parameter bindings (borrowed: graph_free leaves them).
 static int sub_graph_init(Graph *sub, Graph *g, DiceError *err) {
+    DICE_CHECK(err, !g->bound_mixed, "checkpointing: not available with mixed-precision (working-copy) Params");
     DICE_TRY(graph_init(sub, g->ctx, g->scratch, err));
     sub->bound = g->bound;
     sub->n_bound = g->n_bound;

@@ -31,6 +31,11 @@
 //  - Checkpoints: a checkpointed block's sub-graphs see the same bindings, so its recomputed backward adds
 //    into the Params too, in the same order as without checkpointing (bit-identical gradients); a block
 //    that uses a bound Param is recorded even when none of its inputs requires a gradient.
+//  - Mixed precision: a Param with a `working` tensor (the model's bf16 copy of the f32 master value) is bound
+//    by the working tensor's data pointer; its Var is the working tensor with a gradient of its own, in the
+//    working dtype, in the graph's arena. After backward, graph_collect_param_grads adds those gradients,
+//    converted to f32, into Param.grad; after the optimiser step, param_sync_working rounds the master value
+//    into the working copy. Not available under checkpointing (its sub-graphs' Vars are gone by then).
 #pragma once
 #include <stdbool.h>
 
@@ -75,6 +80,7 @@ struct Graph {
     bool bound_owned;
     Var **bound_vars;     // this step's Var of bound[i], NULL until first use (graph arena; NULL after reset)
     bool bound_used;      // an op met a bound tensor since graph_init / graph_reset (recording or not)
+    bool bound_mixed;     // a bound Param has a working copy (mixed precision)
 };
 
 int graph_init(Graph *g, DiceCtx *ctx, Arena *arena, DiceError *err);
@@ -88,6 +94,8 @@ struct Param {
     const char *name;     // checkpoint tensor name, e.g. "fc1.weight"
     Tensor value;         // fp32 master weights (persistent arena)
     Tensor grad;          // same shape, fp32, persistent; accumulated by backward
+    Tensor working;       // optional (data NULL: none): the model's copy in its own dtype (bf16 on CUDA), used by
+                          // the ops instead of value; see "mixed precision" above
 };
 
 // Allocate value and zeroed gradient for a Param in a persistent arena.
@@ -106,6 +114,10 @@ int graph_bind_params(Graph *g, Param *params, int n, DiceError *err);
 // device differs from the Param's value. Only t->data is looked up: a view starting inside a Param's value
 // (not at its first element) is not recognised and stays frozen.
 int graph_bound_var(Graph *g, Var **out, const Tensor *t, DiceError *err);
+// Mixed precision: Param.grad += (f32) the gradient of this step's Var of every bound Param with a working copy.
+int graph_collect_param_grads(Graph *g, DiceError *err);
+// working = value, rounded to the working dtype (no-op without a working copy).
+int param_sync_working(DiceCtx *ctx, Param *p, DiceError *err);
 
 // A Var wrapping an existing tensor (an input, or a view of a Param's value).
 int graph_leaf(Graph *g, Var **out, const Tensor *value, bool requires_grad, DiceError *err);

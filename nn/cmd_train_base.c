@@ -15,7 +15,8 @@ static const char usage[] =
     "from scratch on the synthetic two-object world (data/world.h), the way the embedded default\n"
     "assets/dice-world was made: x0 = the world's 32x32 images in [-1, 1], captions dropped to \"\" with\n"
     "--uncond-prob, t ~ U{0..T-1}, loss = mean squared error of the predicted noise; AdamW on every linear and\n"
-    "convolution weight and bias, EMA of the weights. CPU only.\n"
+    "convolution weight and bias, EMA of the weights. On CUDA the networks run in bf16 on copies of f32 master\n"
+    "weights (AdamW and the EMA in f32).\n"
     "\n"
     "  --model DIR          pipeline folder: model_index.json, scheduler/, tokenizer/, text_encoder/config.json,\n"
     "                       unet/config.json; its weights files, when present, are the starting point,\n"
@@ -32,6 +33,7 @@ static const char usage[] =
     "  --save-every N       write the folder's weights and the training state every N steps, 0: at the end (250)\n"
     "  --save-dtype f16|bf16|f32   dtype of the saved weights (f16)\n"
     "  --seed N             initialisation, data order, caption dropout, timesteps and noise (0)\n"
+    "  --device cpu|cuda    where to train (cpu)\n"
     "  --resume             continue from --out's train_state.safetensors up to --steps (same --seed, --batch)\n"
     "  --quiet              no progress lines\n";
 
@@ -99,6 +101,10 @@ static int parse_args(int argc, char **argv, BaseTrainOptions *o) {
             else if (!strcmp(v, "bf16")) o->save_dtype = DT_BF16;
             else if (!strcmp(v, "f32")) o->save_dtype = DT_F32;
             else rc = -1, fprintf(stderr, "dice train-base: --save-dtype is f16, bf16 or f32, got '%s'\n", v);
+        } else if (!strcmp(a, "--device")) {
+            if (!strcmp(v, "cpu")) o->device = DEV_CPU;
+            else if (!strcmp(v, "cuda")) o->device = DEV_CUDA;
+            else rc = -1, fprintf(stderr, "dice train-base: --device is cpu or cuda, got '%s'\n", v);
         } else {
             fprintf(stderr, "dice train-base: unknown option '%s' (see `dice help train-base`)\n", a);
             return -1;

@@ -25,7 +25,7 @@ static const char text_config[] =
     "\"bos_token_id\": 591, \"eos_token_id\": 592, \"pad_token_id\": 592, \"projection_dim\": 32, "
     "\"vocab_size\": 593}\n";
 static const char unet_config[] =
-    "{\"_class_name\": \"UNet2DConditionModel\", \"attention_head_dim\": 8, \"block_out_channels\": [32, 32], "
+    "{\"_class_name\": \"UNet2DConditionModel\", \"attention_head_dim\": 8, \"block_out_channels\": [32, 64], "
     "\"cross_attention_dim\": 32, \"down_block_types\": [\"DownBlock2D\", \"CrossAttnDownBlock2D\"], "
     "\"up_block_types\": [\"CrossAttnUpBlock2D\", \"UpBlock2D\"], \"in_channels\": 3, \"out_channels\": 3, "
     "\"layers_per_block\": 1, \"norm_num_groups\": 32, \"sample_size\": 32}\n";
@@ -229,4 +229,62 @@ DICE_TEST(base_train_errors_are_clear) {
     free(text);
     options(&o, model, out, 1);
     CHECK_FAILS_WITH(base_train(&o, &tc->err), "pixel-space UNet");
+}
+
+// CUDA: bf16 networks on f32 master weights follow the CPU's f32 run (losses within bf16 rounding), train
+// exactly the same tensors, and resume bit for bit.
+DICE_CUDA_TEST(base_train_cuda_bf16_tracks_the_cpu) {
+    const char *model = tiny_model(tc);
+    CHECK_OK(model ? 0 : -1);
+    char cpu[1024], gpu[1024], part[1024], path[2200];
+    snprintf(cpu, sizeof cpu, "%s/cpu", test_tmpdir(tc));
+    snprintf(gpu, sizeof gpu, "%s/gpu", test_tmpdir(tc));
+    snprintf(part, sizeof part, "%s/part", test_tmpdir(tc));
+    BaseTrainOptions o;
+    options(&o, model, cpu, 2);
+    CHECK_OK(base_train(&o, &tc->err));
+    options(&o, model, gpu, 2);
+    o.device = DEV_CUDA;
+    CHECK_OK(base_train(&o, &tc->err));
+    options(&o, model, part, 1);
+    o.device = DEV_CUDA;
+    CHECK_OK(base_train(&o, &tc->err));
+    o.steps = 2, o.resume = true;
+    CHECK_OK(base_train(&o, &tc->err));
+    double loss[3][2];
+    const char *dirs[3] = {cpu, gpu, part};
+    for (int r = 0; r < 3; r++) {
+        char *text;
+        size_t len;
+        snprintf(path, sizeof path, "%s/loss.csv", dirs[r]);
+        CHECK_OK(dice_read_file(path, 1 << 20, &text, &len, &tc->err));
+        char *line = strchr(text, '\n');
+        for (int s = 0; s < 2; s++) {
+            CHECK_MSG(line && sscanf(line + 1, "%*d,%lf", &loss[r][s]) == 1, "%s line %d", path, s + 2);
+            line = strchr(line + 1, '\n');
+        }
+        free(text);
+    }
+    for (int s = 0; s < 2; s++) {
+        CHECK_MSG(fabs(loss[1][s] - loss[0][s]) <= 3e-2 * loss[0][s], "step %d: CUDA bf16 loss %g, CPU f32 %g", s + 1,
+                  loss[1][s], loss[0][s]);
+        CHECK_MSG(loss[2][s] == loss[1][s], "step %d: resumed %g, straight %g", s + 1, loss[2][s], loss[1][s]);
+    }
+    StFile a, b;
+    snprintf(path, sizeof path, "%s/train_state.safetensors", gpu);
+    CHECK_OK(st_open(&a, path, &tc->err));
+    snprintf(path, sizeof path, "%s/train_state.safetensors", part);
+    CHECK_OK(st_open(&b, path, &tc->err));
+    for (int k = 0; k < a.n_tensors; k++) {
+        const StTensorInfo *tb = st_find(&b, a.tensors[k].name);
+        CHECK_MSG(tb && !memcmp(a.tensors[k].data, tb->data, a.tensors[k].end - a.tensors[k].begin),
+                  "%s differs after resuming on CUDA", a.tensors[k].name);
+    }
+    st_close(&a);
+    st_close(&b);
+    DiceCtx ctx;
+    ctx_init_cpu(&ctx);
+    SdModel m;  // the CUDA run's folder loads like any model
+    CHECK_OK(sd_model_open(&m, gpu, NULL, &ctx, SD_LOAD_ALL, &tc->err));
+    sd_model_close(&m);
 }

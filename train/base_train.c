@@ -36,6 +36,7 @@ typedef struct Component {
     const char *dir;            // "text_encoder" or "unet"
     const char *weights_file;   // "model.safetensors" or "diffusion_pytorch_model.safetensors"
     WeightManifest man;
+    int *trained_index;         // (man.n) index into BaseRun.trained, or -1 for a frozen tensor
 } Component;
 
 // A trained tensor: its Param (value aliases the model's tensor), EMA copy and where it comes from.
@@ -47,7 +48,9 @@ typedef struct Trained {
 typedef struct BaseRun {
     const BaseTrainOptions *o;
     DiceCtx ctx;
-    Arena weights, state, activations;
+    bool ctx_open;
+    DType dtype;                // of the model: f32 on the CPU, bf16 on CUDA (f32 master weights behind it)
+    Arena weights, state, activations, host;
     ClipTokenizer tok;
     ClipEncoderConfig text_cfg;
     ClipEncoder text;
@@ -113,7 +116,7 @@ static int open_component(BaseRun *r, const char *dir, const char *file, Weights
         DICE_CHECK(err, wrote == (ssize_t)sizeof bytes, "%s: cannot write", empty);
         paths[0] = empty;
     }
-    int rc = weights_open(w, paths, 1, &r->ctx, &r->weights, DT_F32, err);
+    int rc = weights_open(w, paths, 1, &r->ctx, &r->weights, r->dtype, err);
     if (*fresh) unlink(empty);
     return rc;
 }
@@ -155,11 +158,19 @@ static int load_models(BaseRun *r, DiceError *err) {
     return 0;
 }
 
-// Params (aliasing the model tensors), their gradients, EMA copies and the optimiser.
+// Params, their gradients, EMA copies and the optimiser. On the CPU a Param's value IS the model's f32 tensor;
+// on CUDA the model's bf16 tensor is the Param's working copy of an f32 master value (nn/autograd.h).
 static int make_params(BaseRun *r, DiceError *err) {
     int n = 0;
-    for (int c = 0; c < 2; c++)
-        for (int i = 0; i < r->comp[c].man.n; i++) n += is_trained(r->comp[c].man.entries[i].name);
+    for (int c = 0; c < 2; c++) {
+        r->comp[c].trained_index = malloc((size_t)r->comp[c].man.n * sizeof(int));
+        DICE_CHECK(err, r->comp[c].trained_index, "out of host memory");
+        for (int i = 0; i < r->comp[c].man.n; i++) {
+            bool t = is_trained(r->comp[c].man.entries[i].name);
+            r->comp[c].trained_index[i] = t ? n : -1;
+            n += t;
+        }
+    }
     r->params = calloc((size_t)n, sizeof *r->params);
     r->param_ptrs = calloc((size_t)n, sizeof *r->param_ptrs);
     r->trained = calloc((size_t)n, sizeof *r->trained);
@@ -171,9 +182,14 @@ static int make_params(BaseRun *r, DiceError *err) {
             Param *p = &r->params[r->n_trained];
             Trained *t = &r->trained[r->n_trained];
             p->name = e->name;
-            p->value = *e->out;
-            DICE_CHECK(err, p->value.dtype == DT_F32 && tensor_is_contiguous(&p->value),
-                       "%s: trained tensors must be contiguous f32", e->name);
+            DICE_CHECK(err, tensor_is_contiguous(e->out), "%s: trained tensors must be contiguous", e->name);
+            if (r->dtype == DT_F32) {
+                p->value = *e->out;
+            } else {
+                p->working = *e->out;
+                DICE_TRY(arena_tensor(&r->state, &p->value, DT_F32, e->out->ndim, e->out->shape, err));
+                DICE_TRY(tensor_copy(&r->ctx, &p->value, e->out, err));
+            }
             DICE_TRY(arena_tensor(&r->state, &p->grad, DT_F32, p->value.ndim, p->value.shape, err));
             DICE_TRY(param_zero_grad(&r->ctx, p, err));
             t->comp = c, t->entry = i;
@@ -211,17 +227,35 @@ static int save_weights(BaseRun *r, DiceError *err) {
 
 // train_state.safetensors: "<component>/<name>" for every tensor (dice's layout, f32), and for the trained ones
 // ".../ema", ".../adam_m", ".../adam_v"; metadata step, seconds and the settings a resume must not change.
+// The f32 host copy of t (in r->host) for a state file.
+static int host_f32(BaseRun *r, const Tensor *t, const void **data, DiceError *err) {
+    if (t->device == DEV_CPU && t->dtype == DT_F32) {
+        *data = t->data;
+        return 0;
+    }
+    Tensor h;
+    DICE_TRY(tensor_to(&r->ctx, &r->host, &h, t, DT_F32, err));
+    *data = h.data;
+    return 0;
+}
+
 static int save_state(BaseRun *r, DiceError *err) {
     int cap = r->comp[0].man.n + r->comp[1].man.n + 3 * r->n_trained, n = 0;
+    arena_reset(&r->host);
     StWriteTensor *t = calloc((size_t)cap, sizeof *t);
     char (*names)[320] = calloc((size_t)cap, sizeof *names);
     int rc = t && names ? 0 : DICE_FAIL(err, "out of host memory");
     for (int c = 0; c < 2 && !rc; c++)
         for (int i = 0; i < r->comp[c].man.n; i++) {
-            const Tensor *v = r->comp[c].man.entries[i].out;
+            int k = r->comp[c].trained_index[i];  // a trained tensor's master value, else the model's
+            const Tensor *v = k >= 0 ? &r->params[k].value : r->comp[c].man.entries[i].out;
             snprintf(names[n], sizeof names[n], "%s/%s", r->comp[c].dir, r->comp[c].man.entries[i].name);
-            t[n] = (StWriteTensor){.name = names[n], .dtype = DT_F32, .ndim = v->ndim, .data = v->data};
+            t[n] = (StWriteTensor){.name = names[n], .dtype = DT_F32, .ndim = v->ndim};
             memcpy(t[n].shape, v->shape, sizeof(int64_t) * (size_t)v->ndim);
+            if (host_f32(r, v, &t[n].data, err)) {
+                rc = -1;
+                break;
+            }
             n++;
         }
     for (int k = 0; k < r->n_trained && !rc; k++) {
@@ -231,8 +265,12 @@ static int save_state(BaseRun *r, DiceError *err) {
         for (int j = r->o->ema_decay > 0 ? 0 : 1; j < 3; j++) {
             snprintf(names[n], sizeof names[n], "%s/%s/%s", r->comp[tr->comp].dir,
                      r->comp[tr->comp].man.entries[tr->entry].name, suffix[j]);
-            t[n] = (StWriteTensor){.name = names[n], .dtype = DT_F32, .ndim = extra[j]->ndim, .data = extra[j]->data};
+            t[n] = (StWriteTensor){.name = names[n], .dtype = DT_F32, .ndim = extra[j]->ndim};
             memcpy(t[n].shape, extra[j]->shape, sizeof(int64_t) * (size_t)extra[j]->ndim);
+            if (host_f32(r, extra[j], &t[n].data, err)) {
+                rc = -1;
+                break;
+            }
             n++;
         }
     }
@@ -250,14 +288,21 @@ static int save_state(BaseRun *r, DiceError *err) {
     return rc;
 }
 
-static int restore_tensor(const StFile *f, const char *name, Tensor *dst, DiceError *err) {
+static int restore_tensor(BaseRun *r, const StFile *f, const char *name, Tensor *dst, DiceError *err) {
     const StTensorInfo *t = st_find(f, name);
     DICE_CHECK(err, t, "%s: no tensor %s", f->path, name);
     bool same = t->dtype == DT_F32 && t->ndim == dst->ndim;
     for (int d = 0; same && d < t->ndim; d++) same = t->shape[d] == dst->shape[d];
-    DICE_CHECK(err, same, "%s: %s does not have the model's f32 shape", f->path, name);
-    memcpy(dst->data, t->data, tensor_nbytes(dst));
-    return 0;
+    DICE_CHECK(err, same, "%s: %s does not have the model's shape in f32", f->path, name);
+    arena_reset(&r->host);
+    void *copy;  // the mapping may be unaligned for f32
+    DICE_TRY(arena_alloc(&r->host, t->end - t->begin, &copy, err));
+    memcpy(copy, t->data, t->end - t->begin);
+    Tensor src;
+    DICE_TRY(tensor_wrap(&src, copy, DT_F32, DEV_CPU, dst->ndim, dst->shape, err));
+    if (dst->device != DEV_CPU && dst->dtype != DT_F32)  // copies between devices keep the dtype: convert here
+        DICE_TRY(tensor_to(&r->ctx, &r->host, &src, &src, dst->dtype, err));
+    return tensor_copy(&r->ctx, dst, &src, err);
 }
 
 static int load_state(BaseRun *r, DiceError *err) {
@@ -273,8 +318,10 @@ static int load_state(BaseRun *r, DiceError *err) {
                        seed, batch);
     for (int c = 0; c < 2 && !rc; c++)
         for (int i = 0; i < r->comp[c].man.n && !rc; i++) {
+            int k = r->comp[c].trained_index[i];
             snprintf(name, sizeof name, "%s/%s", r->comp[c].dir, r->comp[c].man.entries[i].name);
-            rc = restore_tensor(&f, name, r->comp[c].man.entries[i].out, err);
+            rc = restore_tensor(r, &f, name, k >= 0 ? &r->params[k].value : r->comp[c].man.entries[i].out, err);
+            if (!rc && k >= 0) rc = param_sync_working(&r->ctx, &r->params[k], err);
         }
     for (int k = 0; k < r->n_trained && !rc; k++) {
         Trained *tr = &r->trained[k];
@@ -283,7 +330,7 @@ static int load_state(BaseRun *r, DiceError *err) {
         for (int j = r->o->ema_decay > 0 ? 0 : 1; j < 3 && !rc; j++) {
             snprintf(name, sizeof name, "%s/%s/%s", r->comp[tr->comp].dir, r->comp[tr->comp].man.entries[tr->entry].name,
                      suffix[j]);
-            rc = restore_tensor(&f, name, extra[j], err);
+            rc = restore_tensor(r, &f, name, extra[j], err);
         }
     }
     if (!rc) {
@@ -342,17 +389,50 @@ static int make_batch(BaseRun *r, int64_t step, DiceError *err) {
     return 0;
 }
 
+// ema = d ema + (1 - d) value for every trained tensor: in double on the CPU, with f32 ops (no-grad) on CUDA.
+static int ema_update(BaseRun *r, double d, DiceError *err) {
+    if (r->ctx.device == DEV_CPU) {
+        for (int k = 0; k < r->n_trained; k++) {
+            float *e = r->trained[k].ema.data;
+            const float *p = r->params[k].value.data;
+            int64_t n = tensor_numel(&r->params[k].value);
+            for (int64_t i = 0; i < n; i++) e[i] = (float)(d * e[i] + (1.0 - d) * p[i]);
+        }
+        return 0;
+    }
+    int rc = 0;
+    graph_no_grad_begin(&r->g);
+    for (int k = 0; k < r->n_trained && !rc; k++) {
+        ArenaMark mark = arena_mark(&r->activations);
+        Var *e, *p, *de, *dp, *sum;
+        rc = graph_leaf(&r->g, &e, &r->trained[k].ema, false, err);
+        if (!rc) rc = graph_leaf(&r->g, &p, &r->params[k].value, false, err);
+        if (!rc) rc = op_scale(&r->g, &de, e, d, 0, err);
+        if (!rc) rc = op_scale(&r->g, &dp, p, 1.0 - d, 0, err);
+        if (!rc) rc = op_add(&r->g, &sum, de, dp, err);
+        if (!rc) rc = tensor_copy(&r->ctx, &r->trained[k].ema, &sum->value, err);
+        arena_release(&r->activations, mark);
+    }
+    graph_no_grad_end(&r->g);
+    return rc;
+}
+
 static int train_step(BaseRun *r, double *loss_out, DiceError *err) {
     const int B = r->o->batch;
     const int64_t L = r->tok.max_length;
     DICE_TRY(make_batch(r, r->step, err));
     arena_reset(&r->activations);
+    arena_reset(&r->host);
     graph_reset(&r->g);
     Tensor ids, xt, noise, ts;
     DICE_TRY(tensor_wrap(&ids, r->ids, DT_I32, DEV_CPU, 2, (int64_t[]){B, L}, err));
     DICE_TRY(tensor_wrap(&xt, r->xt, DT_F32, DEV_CPU, 4, (int64_t[]){B, WORLD_SIZE, WORLD_SIZE, 3}, err));
     DICE_TRY(tensor_wrap(&noise, r->noise, DT_F32, DEV_CPU, 4, (int64_t[]){B, WORLD_SIZE, WORLD_SIZE, 3}, err));
     DICE_TRY(tensor_wrap(&ts, r->ts, DT_F32, DEV_CPU, 1, (int64_t[]){B}, err));
+    if (r->ctx.device != DEV_CPU) {  // the model's inputs on its device, in its dtype
+        DICE_TRY(tensor_to(&r->ctx, &r->activations, &xt, &xt, r->dtype, err));
+        DICE_TRY(tensor_to(&r->ctx, &r->activations, &noise, &noise, r->dtype, err));
+    }
     ClipEncoderOutput text = {0};
     Var *xv, *nv, *eps, *loss;
     DICE_TRY(clip_encoder_forward(&r->g, &r->text, &ids, CLIP_LAST_HIDDEN_STATE, &text, err));
@@ -360,20 +440,19 @@ static int train_step(BaseRun *r, double *loss_out, DiceError *err) {
     DICE_TRY(graph_leaf(&r->g, &nv, &noise, false, err));
     DICE_TRY(unet_forward(&r->g, &r->unet, xv, &ts, text.hidden, &eps, err));
     DICE_TRY(op_mse_loss(&r->g, &loss, eps, nv, 1.0 / ((double)B * WORLD_PIXELS), err));
-    *loss_out = *(const float *)loss->value.data;
+    Tensor loss_host;
+    DICE_TRY(tensor_to(&r->ctx, &r->host, &loss_host, &loss->value, DT_F32, err));
+    *loss_out = *(const float *)loss_host.data;
     DICE_TRY(graph_backward(&r->g, loss, err));
+    DICE_TRY(graph_collect_param_grads(&r->g, err));  // bf16 working-copy gradients into the f32 masters
     DICE_TRY(adamw_step(&r->opt, &r->ctx, err));
-    for (int k = 0; k < r->n_trained; k++) DICE_TRY(param_zero_grad(&r->ctx, &r->params[k], err));
-    r->step++;
-    if (r->o->ema_decay > 0) {
-        double d = fmin(r->o->ema_decay, (1.0 + (double)r->step) / (10.0 + (double)r->step));
-        for (int k = 0; k < r->n_trained; k++) {
-            float *e = r->trained[k].ema.data;
-            const float *p = r->params[k].value.data;
-            int64_t n = tensor_numel(&r->params[k].value);
-            for (int64_t i = 0; i < n; i++) e[i] = (float)(d * e[i] + (1.0 - d) * p[i]);
-        }
+    for (int k = 0; k < r->n_trained; k++) {
+        DICE_TRY(param_zero_grad(&r->ctx, &r->params[k], err));
+        DICE_TRY(param_sync_working(&r->ctx, &r->params[k], err));
     }
+    r->step++;
+    if (r->o->ema_decay > 0)
+        DICE_TRY(ema_update(r, fmin(r->o->ema_decay, (1.0 + (double)r->step) / (10.0 + (double)r->step)), err));
     return 0;
 }
 
@@ -400,10 +479,15 @@ static int run(BaseRun *r, DiceError *err) {
     DICE_CHECK(err, o->batch >= 1 && o->steps >= 0 && o->uncond_prob >= 0 && o->uncond_prob <= 1 &&
                         o->ema_decay >= 0 && o->ema_decay < 1 && o->lr > 0,
                "bad settings: batch >= 1, steps >= 0, uncond_prob in [0, 1], ema_decay in [0, 1), lr > 0");
-    ctx_init_cpu(&r->ctx);
-    DICE_TRY(arena_init(&r->weights, "weights", DEV_CPU, (size_t)64 << 20, 0, err));
-    DICE_TRY(arena_init(&r->state, "train state", DEV_CPU, (size_t)64 << 20, 0, err));
-    DICE_TRY(arena_init(&r->activations, "step", DEV_CPU, (size_t)256 << 20, 0, err));
+    if (o->device == DEV_CUDA) DICE_TRY(ctx_init_cuda(&r->ctx, 0, err));
+    else ctx_init_cpu(&r->ctx);
+    r->ctx_open = true;
+    r->dtype = o->device == DEV_CUDA ? DT_BF16 : DT_F32;
+    Device dev = r->ctx.device;
+    DICE_TRY(arena_init(&r->weights, "weights", dev, (size_t)64 << 20, 0, err));
+    DICE_TRY(arena_init(&r->state, "train state", dev, (size_t)64 << 20, 0, err));
+    DICE_TRY(arena_init(&r->activations, "step", dev, (size_t)256 << 20, 0, err));
+    DICE_TRY(arena_init(&r->host, "host", DEV_CPU, (size_t)64 << 20, 0, err));
     DICE_TRY(dice_make_dirs(o->out, err));
     DICE_TRY(load_models(r, err));
     DICE_TRY(make_params(r, err));
@@ -465,6 +549,8 @@ int base_train(const BaseTrainOptions *o, DiceError *err) {
     clip_tokenizer_free(&r.tok);
     noise_schedule_free(&r.sched);
     schedule_config_free(&r.sched_cfg);
-    arena_free(&r.activations), arena_free(&r.state), arena_free(&r.weights);
+    for (int c = 0; c < 2; c++) free(r.comp[c].trained_index);
+    arena_free(&r.host), arena_free(&r.activations), arena_free(&r.state), arena_free(&r.weights);
+    if (r.ctx_open) ctx_free(&r.ctx);
     return rc;
 }

@@ -20,13 +20,15 @@
 //       weights when ema_decay is 0), in save_dtype (f16 keeps the shipped model small)
 //   train_state.safetensors   f32 weights, EMA, AdamW moments and the step, for --resume
 //   loss.csv (step,loss,lr,seconds), loss.png
-// CPU only for now: the CUDA kernels of the UNet's convolutions and attention are bf16, and training in bf16
-// needs fp32 master weights behind bf16 working copies (not built yet).
+// Devices: the CPU trains in f32; CUDA runs both networks in bf16 (the kernels' dtype) on bf16 working copies
+// of f32 master weights (Param.working, nn/autograd.h): gradients are collected into f32, AdamW and the EMA
+// update the f32 masters, which are rounded back into the working copies after every step.
 #pragma once
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "nn/dtype.h"
+#include "nn/tensor.h"
 #include "nn/error.h"
 
 #ifdef __cplusplus
@@ -45,6 +47,7 @@ typedef struct BaseTrainOptions {
     uint64_t seed;            // initialisation (when the model folder has no weights), data and noise
     int64_t save_every;       // 0: at the end only
     DType save_dtype;         // of the shipped weights: DT_F32, DT_F16 or DT_BF16
+    Device device;            // DEV_CPU (f32) or DEV_CUDA (bf16 model, f32 master weights, AdamW and EMA)
     bool resume;              // continue from out/train_state.safetensors
     bool quiet;
 } BaseTrainOptions;
