@@ -134,6 +134,9 @@ int world_parse_caption(const char *text, WorldAttrs *a, DiceError *err);
 // larger of |dx| and |dy| picks the axis). Measured: 100% of sampled images read back exactly with
 // +-24 uniform noise, 99% after a 3x3 box blur; after two 3x3 blurs most diamonds read as circles.
 void world_analyse(const uint8_t *rgb, WorldAnalysis *out);
+// The palette colour nearest to one RGB pixel (rgb[0..2]; squared distance, ties to the lower index), its
+// squared distance in *dist2 (the analyser's pixel labels; the metrics' colour features).
+int world_nearest_colour(const uint8_t *rgb, int *dist2);
 // Analyses rgb and scores it against target (valid attrs, any relation).
 void world_score(const uint8_t *rgb, const WorldAttrs *target, WorldScore *score);
 

@@ -33,18 +33,25 @@ typedef struct Region {
 
 // Nearest palette colour of each pixel (squared RGB distance; ties to the lower index), or UNKNOWN when
 // even the nearest is more than PURE_DISTANCE away (a blend of two colours at a soft edge, for instance).
+int world_nearest_colour(const uint8_t *rgb, int *dist2) {
+    int best = 0, best_d = 1 << 30;
+    for (int c = 0; c < WORLD_N_COLOURS; c++) {
+        int d = 0;
+        for (int k = 0; k < 3; k++) {
+            int e = (int)rgb[k] - (int)world_palette[c][k];
+            d += e * e;
+        }
+        if (d < best_d) best_d = d, best = c;
+    }
+    *dist2 = best_d;
+    return best;
+}
+
 static void label_pixels(const uint8_t *rgb, uint8_t *labels) {
     for (int p = 0; p < N_PIX; p++) {
-        int best = 0, best_d = 1 << 30;
-        for (int c = 0; c < WORLD_N_COLOURS; c++) {
-            int d = 0;
-            for (int k = 0; k < 3; k++) {
-                int e = (int)rgb[3 * p + k] - (int)world_palette[c][k];
-                d += e * e;
-            }
-            if (d < best_d) best_d = d, best = c;
-        }
-        labels[p] = best_d <= PURE_DISTANCE * PURE_DISTANCE ? (uint8_t)best : UNKNOWN;
+        int d;
+        int best = world_nearest_colour(rgb + 3 * p, &d);
+        labels[p] = d <= PURE_DISTANCE * PURE_DISTANCE ? (uint8_t)best : UNKNOWN;
     }
 }
 

@@ -53,16 +53,9 @@ int world_accuracy(const uint8_t *rgb, const WorldAttrs *targets, const bool *se
 void world_features(const uint8_t *rgb, double *feature) {
     int count[WORLD_N_COLOURS + 1] = {0};   // per palette colour, then "none"
     for (int p = 0; p < N_PIX; p++) {
-        int best = 0, best_d = 1 << 30;
-        for (int c = 0; c < WORLD_N_COLOURS; c++) {
-            int d = 0;
-            for (int k = 0; k < 3; k++) {
-                int e = (int)rgb[3 * p + k] - (int)world_palette[c][k];
-                d += e * e;
-            }
-            if (d < best_d) best_d = d, best = c;
-        }
-        count[best_d <= FEATURE_PURE_DISTANCE * FEATURE_PURE_DISTANCE ? best : WORLD_N_COLOURS]++;
+        int d;
+        int best = world_nearest_colour(rgb + 3 * p, &d);
+        count[d <= FEATURE_PURE_DISTANCE * FEATURE_PURE_DISTANCE ? best : WORLD_N_COLOURS]++;
     }
     for (int c = 0; c <= WORLD_N_COLOURS; c++) feature[c] = (double)count[c] / N_PIX;
     WorldAnalysis an;

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli_args.h"
 #include "commands.h"
 #include "eval/world_demo.h"
 
@@ -33,17 +34,6 @@ static const char usage[] =
     "  --seed N             data, sharpener initialisation and sampling seeds (0)\n"
     "  --quiet              no progress lines\n";
 
-static int parse_int(const char *flag, const char *text, long long min, long long max, long long *out) {
-    char *end;
-    errno = 0;
-    long long v = strtoll(text, &end, 10);
-    if (!*text || *end || errno || v < min || v > max) {
-        fprintf(stderr, "dice demo: %s wants an integer in [%lld, %lld], got '%s'\n", flag, min, max, text);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
 
 static int parse_args(int argc, char **argv, WorldDemoOptions *o) {
     for (int i = 1; i < argc; i++) {
@@ -60,22 +50,18 @@ static int parse_args(int argc, char **argv, WorldDemoOptions *o) {
         }
         if (!strcmp(a, "--model")) o->model = v;
         else if (!strcmp(a, "--out")) o->out = v;
-        else if (!strcmp(a, "--train-steps")) rc = parse_int(a, v, 1, 1LL << 40, &n), o->train_steps = n;
-        else if (!strcmp(a, "--train-images")) rc = parse_int(a, v, 1, 1 << 24, &n), o->n_train = (int)n;
-        else if (!strcmp(a, "--batch")) rc = parse_int(a, v, 1, 1 << 16, &n), o->batch = (int)n;
-        else if (!strcmp(a, "--prompts")) rc = parse_int(a, v, 2, 64, &n), o->n_prompts = (int)n;
-        else if (!strcmp(a, "--seeds")) rc = parse_int(a, v, 1, 1 << 10, &n), o->seeds_per_prompt = (int)n;
-        else if (!strcmp(a, "--steps")) rc = parse_int(a, v, 1, 1000, &n), o->sample_steps = (int)n;
-        else if (!strcmp(a, "--real")) rc = parse_int(a, v, 2, 1 << 20, &n), o->n_real = (int)n;
-        else if (!strcmp(a, "--seed")) rc = parse_int(a, v, 0, 1LL << 62, &n), o->seed = (uint64_t)n;
+        else if (!strcmp(a, "--train-steps")) rc = cli_int("demo", a, v, 1, 1LL << 40, &n), o->train_steps = n;
+        else if (!strcmp(a, "--train-images")) rc = cli_int("demo", a, v, 1, 1 << 24, &n), o->n_train = (int)n;
+        else if (!strcmp(a, "--batch")) rc = cli_int("demo", a, v, 1, 1 << 16, &n), o->batch = (int)n;
+        else if (!strcmp(a, "--prompts")) rc = cli_int("demo", a, v, 2, 64, &n), o->n_prompts = (int)n;
+        else if (!strcmp(a, "--seeds")) rc = cli_int("demo", a, v, 1, 1 << 10, &n), o->seeds_per_prompt = (int)n;
+        else if (!strcmp(a, "--steps")) rc = cli_int("demo", a, v, 1, 1000, &n), o->sample_steps = (int)n;
+        else if (!strcmp(a, "--real")) rc = cli_int("demo", a, v, 2, 1 << 20, &n), o->n_real = (int)n;
+        else if (!strcmp(a, "--seed")) rc = cli_int("demo", a, v, 0, 1LL << 62, &n), o->seed = (uint64_t)n;
         else if (!strcmp(a, "--lr") || !strcmp(a, "--guidance")) {
-            char *end;
-            errno = 0;
-            double x = strtod(v, &end);
-            if (!*v || *end || errno || !(x > 0)) {
-                fprintf(stderr, "dice demo: %s wants a positive number, got '%s'\n", a, v);
-                return -1;
-            }
+            double x = 0;
+            rc = cli_number("demo", a, v, &x);
+            if (!rc && !(x > 0)) rc = -1, fprintf(stderr, "dice demo: %s wants a positive number, got '%s'\n", a, v);
             if (!strcmp(a, "--lr")) o->lr = x;
             else o->guidance = x;
         } else {

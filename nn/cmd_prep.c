@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli_args.h"
 #include "commands.h"
 #include "data/prep.h"
 
@@ -33,17 +34,6 @@ static const char usage[] =
     "read stops the run. Rerunning the same command resumes: finished shards are verified and kept, damaged\n"
     "ones and those of an interrupted run are written again; other settings in the same --out are refused.\n";
 
-static int parse_int(const char *opt, const char *text, long long lo, long long hi, long long *out) {
-    char *end;
-    errno = 0;
-    long long v = strtoll(text, &end, 10);
-    if (errno || end == text || *end || v < lo || v > hi) {
-        fprintf(stderr, "dice prep: %s %s: expected an integer from %lld to %lld\n", opt, text, lo, hi);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
 
 static int run_prep(int argc, char **argv) {
     PrepOptions o = {0};
@@ -69,11 +59,11 @@ static int run_prep(int argc, char **argv) {
         else if (!strcmp(a, "--images")) o.images_dir = val;
         else if (!strcmp(a, "--captions")) o.captions_path = val;
         else if (!strcmp(a, "--out")) o.out_dir = val;
-        else if (!strcmp(a, "--size")) bad = parse_int(a, val, 8, 16384, &v), o.size = (int)v;
-        else if (!strcmp(a, "--shard-size")) bad = parse_int(a, val, 1, 1 << 24, &v), o.shard_size = (int)v;
-        else if (!strcmp(a, "--batch")) bad = parse_int(a, val, 1, 4096, &batch);
-        else if (!strcmp(a, "--seed")) bad = parse_int(a, val, 0, (long long)(~0ull >> 1), &v), o.seed = (uint64_t)v;
-        else if (!strcmp(a, "--limit")) bad = parse_int(a, val, 1, (long long)(~0ull >> 1), &v), o.limit = v;
+        else if (!strcmp(a, "--size")) bad = cli_int("prep", a, val, 8, 16384, &v), o.size = (int)v;
+        else if (!strcmp(a, "--shard-size")) bad = cli_int("prep", a, val, 1, 1 << 24, &v), o.shard_size = (int)v;
+        else if (!strcmp(a, "--batch")) bad = cli_int("prep", a, val, 1, 4096, &batch);
+        else if (!strcmp(a, "--seed")) bad = cli_int("prep", a, val, 0, (long long)(~0ull >> 1), &v), o.seed = (uint64_t)v;
+        else if (!strcmp(a, "--limit")) bad = cli_int("prep", a, val, 1, (long long)(~0ull >> 1), &v), o.limit = v;
         else if (!strcmp(a, "--device")) {
             if (!strcmp(val, "cpu")) o.device = DEV_CPU;
             else if (!strcmp(val, "cuda")) o.device = DEV_CUDA;

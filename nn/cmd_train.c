@@ -1,10 +1,12 @@
 // nn/cmd_train.c — `dice train`: DICE training (train/trainer.h) from the command line, on one process or under
 // `mpirun -np N` (train/dist.h). Argument parsing and error reporting only.
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli_args.h"
 #include "commands.h"
 #include "train/trainer.h"
 
@@ -51,27 +53,14 @@ static const char usage[] =
     "every checkpoint): the loss and its trailing mean against the step.\n";
 
 static int parse_i64(const char *flag, const char *text, int64_t min, int64_t *out) {
-    char *end;
-    errno = 0;
-    long long v = strtoll(text, &end, 10);
-    if (!*text || *end || errno || v < min) {
-        fprintf(stderr, "dice train: %s wants an integer >= %lld, got '%s'\n", flag, (long long)min, text);
-        return -1;
-    }
+    long long v;
+    if (cli_int("train", flag, text, min, LLONG_MAX, &v)) return -1;
     *out = v;
     return 0;
 }
 
 static int parse_f64(const char *flag, const char *text, double *out) {
-    char *end;
-    errno = 0;
-    double v = strtod(text, &end);
-    if (!*text || *end || errno) {
-        fprintf(stderr, "dice train: %s wants a number, got '%s'\n", flag, text);
-        return -1;
-    }
-    *out = v;
-    return 0;
+    return cli_number("train", flag, text, out);
 }
 
 static int parse_args(int argc, char **argv, TrainOptions *o) {
