@@ -7,7 +7,8 @@
 #   make bench      the benchmark programs in bench/
 #   make demo       the embedded default (see README)
 #   make SAN=1 test the suite under AddressSanitizer + UndefinedBehaviorSanitizer
-#   CUDA_ARCH="80 90" selects the real GPU code generated (sm_80 and sm_90 by default); V=1 prints commands
+#   CUDA_ARCH="80 90" selects the real GPU code generated (sm_80 and sm_90 by default); V=1 prints commands;
+#   B=DIR builds into DIR instead of build/
 #
 # Flavours of the same sources, each in its own directory:
 #   $(B)/host   C sources for the program (with -DDICE_CUDA when the CUDA backend is built)
@@ -34,7 +35,8 @@ ifeq ($(SAN),1)
   SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
   CUDA := 0
 else
-  B := build
+  # B=DIR builds into another folder (scripts/bundle_gpu.sh's sm_90-only build, for instance)
+  B ?= build
   SANFLAGS :=
 endif
 
@@ -289,6 +291,6 @@ demo-run: check-required $(B)/dice
 	$(B)/dice demo
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-gpu-bundle
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)
