@@ -281,14 +281,26 @@ static int run(Demo *d, DiceError *err) {
     if (!rc) rc = join_path(path, sizeof path, o->out, "grid.png", err);
     if (!rc) rc = demo_grid_png(path, cells, 4, d->n_prompts, WORLD_SIZE, row_labels, col_labels, 4, err);
 
-    // alpha_sweep.png: accuracy and FD against alpha, with the unguided and CFG values as references.
-    double acc[N_ALPHAS], fd[N_ALPHAS];
-    for (int a = 0; a < N_ALPHAS && !rc; a++) acc[a] = 100 * res[ALPHA0 + a].acc_all, fd[a] = res[ALPHA0 + a].fd;
-    DemoSeries series[2] = {{"all-attribute accuracy (%)", acc}, {"Frechet distance (analyser features)", fd}};
-    DemoReference refs[4] = {{0, "unguided", 100 * res[UNGUIDED].acc_all}, {0, "CFG", 100 * res[CFG].acc_all},
-                             {1, "unguided", res[UNGUIDED].fd}, {1, "CFG", res[CFG].fd}};
+    // alpha_sweep.png: accuracies, FD and the distance to CFG against alpha, with the unguided and CFG values as
+    // references.
+    double acc[N_ALPHAS], colour[N_ALPHAS], fd[N_ALPHAS], dist[N_ALPHAS];
+    for (int a = 0; a < N_ALPHAS && !rc; a++) {
+        const MethodResult *m = &res[ALPHA0 + a];
+        acc[a] = 100 * m->acc_all, colour[a] = 100 * m->acc_colour, fd[a] = m->fd, dist[a] = m->dist_to_cfg;
+    }
+    DemoSeries series[4] = {{"all-attribute accuracy (%)", acc}, {"colour accuracy (%)", colour},
+                            {"Frechet distance (analyser features)", fd}, {"distance to the CFG sample", dist}};
+    DemoReference refs[8];
+    for (int k = 0; k < 2 && !rc; k++) {
+        const MethodResult *m = k == 0 ? &res[UNGUIDED] : &res[CFG];
+        const char *label = k == 0 ? "unguided" : "CFG";
+        refs[k] = (DemoReference){0, label, 100 * m->acc_all};
+        refs[2 + k] = (DemoReference){1, label, 100 * m->acc_colour};
+        refs[4 + k] = (DemoReference){2, label, m->fd};
+        refs[6 + k] = (DemoReference){3, label, m->dist_to_cfg};
+    }
     if (!rc) rc = join_path(path, sizeof path, o->out, "alpha_sweep.png", err);
-    if (!rc) rc = demo_alpha_sweep_png(path, ALPHAS, N_ALPHAS, series, 2, refs, 4, err);
+    if (!rc) rc = demo_alpha_sweep_png(path, ALPHAS, N_ALPHAS, series, 4, refs, 8, err);
 
     char src[4096];
     if (!rc) rc = join_path(src, sizeof src, train_dir, "loss.png", err);

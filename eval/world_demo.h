@@ -12,7 +12,8 @@
 //   4. measure  caption accuracy read back by the world's pixel analyser, a Frechet distance between analyser
 //               features of generated and real images, the mean distance to the CFG sample from the same noise,
 //               NFE and wall time (eval/world_metrics.h)
-//   5. write    out/grid.png (a row per method, a column per prompt), out/table.md, out/alpha_sweep.png,
+//   5. write    out/grid.png (a row per method, a column per prompt), out/table.md, out/alpha_sweep.png
+//               (all-attribute and colour accuracy, FD and distance to CFG against alpha),
 //               out/loss.png (the sharpener's loss), out/train/ (the sharpener run), out/data/ (the shards)
 // Everything is deterministic from the options on the CPU.
 #pragma once

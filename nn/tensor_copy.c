@@ -1,6 +1,7 @@
 // nn/tensor_copy.c — tensor copies on the CPU, on a CUDA device, and between them (see tensor_copy.h).
 #include "tensor_copy.h"
 
+#include <stdbool.h>
 #include <string.h>
 
 #include "convert_elem.h"
@@ -51,7 +52,22 @@ int tensor_copy(DiceCtx *ctx, Tensor *dst, const Tensor *src, DiceError *err) {
     ConvertPlan plan;
     plan_from(&plan, dst, src);
     if (dst->device == DEV_CPU && src->device == DEV_CPU) {
-        convert_cpu(dst->data, src->data, &plan);
+        bool flat = tensor_is_contiguous(dst) && tensor_is_contiguous(src);
+        int64_t n = tensor_numel(dst);
+        if (flat && dst->dtype == src->dtype) {  // the common case (first gradients, staging): a plain copy
+            size_t bytes = tensor_nbytes(dst), chunk = (size_t)1 << 20;
+            int64_t chunks = (int64_t)((bytes + chunk - 1) / chunk);
+#pragma omp parallel for schedule(static) if (chunks > 1)
+            for (int64_t k = 0; k < chunks; k++) {
+                size_t at = (size_t)k * chunk, len = bytes - at < chunk ? bytes - at : chunk;
+                memcpy((char *)dst->data + at, (const char *)src->data + at, len);
+            }
+        } else if (flat) {  // a conversion without the index arithmetic
+#pragma omp parallel for schedule(static) if (n > 65536)
+            for (int64_t i = 0; i < n; i++) dice_convert_elem(dst->data, dst->dtype, i, src->data, src->dtype, i);
+        } else {
+            convert_cpu(dst->data, src->data, &plan);
+        }
         return 0;
     }
 #ifdef DICE_CUDA
