@@ -2,11 +2,13 @@
 // metrics, pictures and the table.
 #include "world_demo.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "data/shards.h"
 #include "data/world.h"
@@ -109,7 +111,20 @@ static int write_shards(Demo *d, const char *dir, DiceError *err) {
 
 // ---------------------------------------------------------------- 2. the sharpener
 
+// The demo owns out/train: a previous demo's run there is replaced, not resumed.
+static int clear_previous_run(const char *train_dir, DiceError *err) {
+    static const char *const files[] = {"checkpoint.safetensors", "sharpener.safetensors", "loss.csv", "loss.png"};
+    char path[4096];
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        DICE_TRY(join_path(path, sizeof path, train_dir, files[i], err));
+        DICE_CHECK(err, !unlink(path) || errno == ENOENT, "%s: cannot remove the previous demo's file: %s", path,
+                   strerror(errno));
+    }
+    return 0;
+}
+
 static int train_sharpener(Demo *d, const char *data_dir, const char *train_dir, DiceError *err) {
+    DICE_TRY(clear_previous_run(train_dir, err));
     TrainOptions t = train_options_defaults();
     t.model_dir = d->o->model;
     t.data_dir = data_dir;
