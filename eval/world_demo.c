@@ -20,8 +20,8 @@
 #include "sample/pipeline.h"
 #include "train/trainer.h"
 
-enum { MAX_PROMPTS = 64, N_SCALES = 3, N_ALPHAS = 5 };
-static const double SCALES[N_SCALES] = {1.5, 2.0, 3.0};           // naive scaling's grid
+enum { MAX_PROMPTS = 64, N_SCALES = 2, N_ALPHAS = 5 };
+static const double SCALES[N_SCALES] = {1.5, 3.0};                // naive scaling's grid
 static const double ALPHAS[N_ALPHAS] = {0.0, 0.5, 1.0, 1.5, 2.0};  // the sweep (0 = unguided, 1 = the DICE row)
 static const uint64_t PROMPT_SEED_MIX = 0x70726f6d7074ull;         // "prompt"
 static const uint64_t REAL_SEED_MIX = 0x7265616cull;               // "real"
@@ -31,7 +31,7 @@ void world_demo_defaults(WorldDemoOptions *o) {
     o->model = "assets/dice-world";
     o->out = "out/demo";
     o->n_train = 1024;
-    o->train_steps = 150;
+    o->train_steps = 100;
     o->batch = 8;
     o->lr = 1e-3;
     o->guidance = 5;

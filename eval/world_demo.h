@@ -6,8 +6,8 @@
 //   2. train    a DICE sharpener through the frozen model (train/trainer.h: Algorithm 1, CFG teacher w = 5,
 //               L1 loss, one timestep per sample)
 //   3. sample   the same prompts (half of them attribute combinations held out of the base model's training)
-//               and seeds with: unguided (w = 1, NFE 20), CFG (w = 5, NFE 40), naive scaling (the best s of a
-//               small grid, NFE 20) and DICE (alpha = 1, NFE 20), DPM-Solver++ 20 steps; plus DICE at every
+//               and seeds with: unguided (w = 1, NFE 20), CFG (w = 5, NFE 40), naive scaling (the best s of
+//               {1.5, 3}, NFE 20) and DICE (alpha = 1, NFE 20), DPM-Solver++ 20 steps; plus DICE at every
 //               alpha of the sweep
 //   4. measure  caption accuracy read back by the world's pixel analyser, a Frechet distance between analyser
 //               features of generated and real images, the mean distance to the CFG sample from the same noise,
@@ -30,7 +30,7 @@ typedef struct WorldDemoOptions {
     const char *model;          // assets/dice-world
     const char *out;            // out/demo
     int n_train;                // images in the sharpener's training shards (1024)
-    int64_t train_steps;        // sharpener optimiser steps (150)
+    int64_t train_steps;        // sharpener optimiser steps (100)
     int batch;                  // sharpener global batch (8)
     double lr;                  // sharpener learning rate (1e-3)
     double guidance;            // CFG scale of the teacher and of the CFG row (5)
