@@ -2,6 +2,7 @@
 // back to their attributes, the held-out split, the analyser's read-back accuracy on noisy jittered
 // images and its verdict on wrong images, and the vocabulary being single tokens of the real CLIP
 // tokenizer (tests/golden/clip_tokenizer).
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -207,8 +208,18 @@ DICE_TEST(world_analyser_rejects_wrong_images) {
         WorldGeom g = item.geom;
         g.cx[0] = item.geom.cx[1], g.cx[1] = item.geom.cx[0], g.cy[0] = item.geom.cy[1], g.cy[1] = item.geom.cy[0];
         world_render(&w, &g, img);
+        // The analyser reads a small shape at another sub-pixel position less reliably (a 4.5 px circle may read
+        // as a square there): the objects must be right only when both are read as drawn.
+        WorldAnalysis swapped;
+        world_analyse(img, &swapped);
+        const WorldAttrs *r = &swapped.attrs;
+        bool read_ok = (r->colour[0] == w.colour[0] && r->shape[0] == w.shape[0] && r->colour[1] == w.colour[1] &&
+                        r->shape[1] == w.shape[1]) ||
+                       (r->colour[0] == w.colour[1] && r->shape[0] == w.shape[1] && r->colour[1] == w.colour[0] &&
+                        r->shape[1] == w.shape[0]);
         world_score(img, &item.attrs, &s);
-        CHECK(!s.all && !s.relation && s.objects);
+        CHECK_MSG(!s.all && !s.relation && (s.objects || !read_ok), "%s, places swapped: all %d relation %d objects %d",
+                  item.caption, s.all, s.relation, s.objects);
         // Another background colour (one not used by the objects).
         w = item.attrs;
         for (w.background = 0; w.background == w.colour[0] || w.background == w.colour[1] ||
