@@ -10,9 +10,9 @@
 // its sample loop is a CFG sample of one image (guidance 7.5); batch 1 samples without CFG. Without --batch
 // both are timed. Conditioning: 77 random tokens of cross_attention_dim.
 //
-// Weights: unet_load requests every tensor of the config by its diffusers name and shape from an empty
-// safetensors file, which leaves each one zero-filled at its real shape; weights_init_pytorch (models/init.h)
-// then fills the loader's manifest of them as PyTorch initialises the modules (matrices, convolutions and their
+// Weights: unet_load requests every tensor of the config by its diffusers name and shape from a Weights
+// without files (weights_open_empty), which leaves each one zero-filled at its shape; weights_init_pytorch
+// (models/init.h) then fills the loader's manifest of them as PyTorch initialises the modules (matrices, convolutions and their
 // biases uniform in +-1/sqrt(fan_in), norms 1 and 0) from a fixed seed. Any device gets the same values
 // (rounded to bf16 on a GPU).
 //
@@ -73,18 +73,6 @@ typedef struct Bench {
     DiceError err;
 } Bench;
 
-// An empty safetensors file (header "{}"); its path is written to `path`.
-static int empty_safetensors(char *path, size_t cap, DiceError *err) {
-    snprintf(path, cap, "/tmp/dice_bench_unet_XXXXXX");
-    int fd = mkstemp(path);
-    DICE_CHECK(err, fd >= 0, "mkstemp: %s", strerror(errno));
-    static const unsigned char bytes[10] = {2, 0, 0, 0, 0, 0, 0, 0, '{', '}'};
-    ssize_t wrote = write(fd, bytes, sizeof bytes);
-    close(fd);
-    DICE_CHECK(err, wrote == (ssize_t)sizeof bytes, "%s: cannot write it", path);
-    return 0;
-}
-
 // Builds the model of config `json` on ctx in dtype with random weights, and the run's buffers for up to 2
 // rows of h x w latents.
 static int bench_init(Bench *b, DiceCtx *ctx, DType dtype, const char *json, int h, int w, int steps) {
@@ -98,14 +86,9 @@ static int bench_init(Bench *b, DiceCtx *ctx, DType dtype, const char *json, int
     DICE_TRY(arena_init(&b->host, "host", DEV_CPU, (size_t)8 << 20, 0, err));
     DICE_TRY(arena_init(&b->tmp, "inputs", ctx->device, (size_t)64 << 20, 0, err));
     DICE_TRY(graph_init(&b->g, ctx, &b->step, err));
-    char path[64];
-    DICE_TRY(empty_safetensors(path, sizeof path, err));
-    const char *paths[1] = {path};
     Weights wt;
-    int rc = weights_open(&wt, paths, 1, ctx, &b->weights, dtype, err);
-    unlink(path);
-    if (rc) return rc;
-    rc = unet_load(&b->u, &cfg, &wt, err);  // every tensor "missing": zero-filled at its shape
+    DICE_TRY(weights_open_empty(&wt, ctx, &b->weights, dtype, err));
+    int rc = unet_load(&b->u, &cfg, &wt, err);  // every tensor zero-filled at its shape, then initialised
     WeightManifest m;
     weights_take_manifest(&wt, &m);
     weights_close(&wt);

@@ -29,6 +29,15 @@ static void problems_free(WeightProblems *p) {
     memset(p, 0, sizeof *p);
 }
 
+int weights_open_empty(Weights *w, DiceCtx *ctx, Arena *arena, DType dtype, DiceError *err) {
+    memset(w, 0, sizeof *w);
+    DICE_CHECK(err, dtype_is_float(dtype), "weights: target dtype %s is not a float type", dtype_name(dtype));
+    w->ctx = ctx;
+    w->arena = arena;
+    w->dtype = dtype;
+    return 0;
+}
+
 int weights_open(Weights *w, const char *const *paths, int n_paths, DiceCtx *ctx, Arena *arena, DType dtype,
                  DiceError *err) {
     memset(w, 0, sizeof *w);

@@ -93,6 +93,9 @@ typedef struct Weights {
 
 int weights_open(Weights *w, const char *const *paths, int n_paths, DiceCtx *ctx, Arena *arena, DType dtype,
                  DiceError *err);
+// A Weights without files: every weights_get comes back zero-filled at its shape (and is recorded in the
+// manifest), for a model whose weights are initialised afterwards (models/init.h). Skip weights_finish.
+int weights_open_empty(Weights *w, DiceCtx *ctx, Arena *arena, DType dtype, DiceError *err);
 void weights_set_names(Weights *w, WeightNameFn fn, void *user);
 // Loads `name` with the given shape into out (arena tensor, converted to w->dtype for float tensors).
 // perm (may be NULL) permutes the file's dims first: out dim i = file dim perm[i] (e.g. conv weights

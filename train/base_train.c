@@ -98,32 +98,20 @@ static bool is_trained(const char *name) {
     return wb && !strstr(name, "norm") && !strstr(name, "embedding.");
 }
 
-// Opens the component's weights in the model folder, or an empty file when there are none (every tensor then
-// comes back zero-filled and is initialised afterwards). *fresh says which.
-static int open_component(BaseRun *r, const char *dir, const char *file, Weights *w, bool *fresh, char *empty,
-                          DiceError *err) {
+// Opens the component's weights in the model folder, or none when it has no weights file (or from_scratch):
+// every tensor then comes back zero-filled and is initialised afterwards. *fresh says which.
+static int open_component(BaseRun *r, const char *dir, const char *file, Weights *w, bool *fresh, DiceError *err) {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s/%s", r->o->model, dir, file);
     *fresh = r->o->from_scratch || !file_exists(path);
+    if (*fresh) return weights_open_empty(w, &r->ctx, &r->weights, r->dtype, err);
     const char *paths[1] = {path};
-    if (*fresh) {
-        snprintf(empty, 64, "/tmp/dice_base_empty_XXXXXX");
-        int fd = mkstemp(empty);
-        DICE_CHECK(err, fd >= 0, "mkstemp: %s", strerror(errno));
-        static const unsigned char bytes[10] = {2, 0, 0, 0, 0, 0, 0, 0, '{', '}'};  // header "{}"
-        ssize_t wrote = write(fd, bytes, sizeof bytes);
-        close(fd);
-        DICE_CHECK(err, wrote == (ssize_t)sizeof bytes, "%s: cannot write", empty);
-        paths[0] = empty;
-    }
-    int rc = weights_open(w, paths, 1, &r->ctx, &r->weights, r->dtype, err);
-    if (*fresh) unlink(empty);
-    return rc;
+    return weights_open(w, paths, 1, &r->ctx, &r->weights, r->dtype, err);
 }
 
 static int load_models(BaseRun *r, DiceError *err) {
     const BaseTrainOptions *o = r->o;
-    char path[4096], empty[64];
+    char path[4096];
     snprintf(path, sizeof path, "%s/tokenizer", o->model);
     DICE_TRY(clip_tokenizer_load(&r->tok, path, err));
     snprintf(path, sizeof path, "%s/text_encoder/config.json", o->model);
@@ -146,7 +134,7 @@ static int load_models(BaseRun *r, DiceError *err) {
     for (int c = 0; c < 2; c++) {
         Weights w;
         bool fresh;
-        DICE_TRY(open_component(r, r->comp[c].dir, r->comp[c].weights_file, &w, &fresh, empty, err));
+        DICE_TRY(open_component(r, r->comp[c].dir, r->comp[c].weights_file, &w, &fresh, err));
         int rc = c == 0 ? clip_encoder_load(&r->text, &r->text_cfg, &w, err) : unet_load(&r->unet, &r->unet_cfg, &w, err);
         if (!rc && !fresh) rc = weights_finish(&w, err);
         weights_take_manifest(&w, &r->comp[c].man);
