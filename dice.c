@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "nn/commands.h"
+#include "nn/host_memory.h"
 
 static const DiceCommand *const commands[] = {&cmd_inspect, &cmd_demo,   &cmd_prep,   &cmd_inspect_embeddings,
                                                  &cmd_train,   &cmd_train_base, &cmd_sample, &cmd_run};
@@ -23,6 +24,7 @@ static void print_overview(FILE *out) {
 }
 
 int main(int argc, char **argv) {
+    host_memory_keep_freed();
     if (argc < 2) {
         print_overview(stderr);
         return 2;
