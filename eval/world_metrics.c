@@ -45,6 +45,7 @@ int world_accuracy(const uint8_t *rgb, const WorldAttrs *targets, const bool *se
     acc->relation = (double)relation * per_image;
     acc->objects = (double)objects * per_image;
     acc->all = (double)all * per_image;
+    acc->attributes = (double)(background + colour + shape + relation) * per_image / 6.0;
     return 0;
 }
 
@@ -263,6 +264,7 @@ int world_metrics_evaluate(const uint8_t *pixels, const WorldAttrs *targets, con
     DICE_TRY(world_accuracy(pixels, targets, NULL, n, &all, err));
     DICE_TRY(world_accuracy(pixels, targets, heldout, n, &held, err));
     out->acc_all = all.all, out->acc_heldout = held.all;
+    out->acc_attributes = all.attributes, out->acc_background = all.background;
     out->acc_colour = all.colour, out->acc_shape = all.shape, out->acc_relation = all.relation;
     DICE_TRY(world_frechet(pixels, n, real, n_real, &out->fd, err));
     out->dist_to_cfg = NAN;
@@ -294,15 +296,17 @@ int world_metrics_table(FILE *f, const MethodResult *rows, int n_rows, DiceError
         DICE_TRY(check_text(rows[r].name, r, "method name", err));
         DICE_TRY(check_text(rows[r].setting, r, "setting", err));
     }
-    int bad = fprintf(f, "| method | NFE | setting | all attributes (%%) | held-out (%%) | colour (%%) | shape (%%) | "
-                         "relation (%%) | FD | distance to CFG | time (s) |\n"
-                         "|:--|--:|:--|--:|--:|--:|--:|--:|--:|--:|--:|\n") < 0;
+    int bad = fprintf(f, "| method | NFE | setting | all attributes (%%) | held-out (%%) | attributes (%%) | "
+                         "background (%%) | colour (%%) | shape (%%) | relation (%%) | FD | distance to CFG | time (s) |\n"
+                         "|:--|--:|:--|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n") < 0;
     for (int r = 0; r < n_rows && !bad; r++) {
         const MethodResult *m = &rows[r];
-        char all[32], held[32], colour[32], shape[32], relation[32], fd[32], dist[32], secs[32];
-        bad = fprintf(f, "| %s | %g | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", m->name, m->nfe,
+        char all[32], held[32], attrs[32], bg[32], colour[32], shape[32], relation[32], fd[32], dist[32], secs[32];
+        bad = fprintf(f, "| %s | %g | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", m->name, m->nfe,
                       m->setting[0] ? m->setting : "-", cell(all, sizeof all, m->acc_all, 100.0, 1),
                       cell(held, sizeof held, m->acc_heldout, 100.0, 1),
+                      cell(attrs, sizeof attrs, m->acc_attributes, 100.0, 1),
+                      cell(bg, sizeof bg, m->acc_background, 100.0, 1),
                       cell(colour, sizeof colour, m->acc_colour, 100.0, 1),
                       cell(shape, sizeof shape, m->acc_shape, 100.0, 1),
                       cell(relation, sizeof relation, m->acc_relation, 100.0, 1), cell(fd, sizeof fd, m->fd, 1.0, 4),

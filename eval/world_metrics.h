@@ -40,7 +40,8 @@ extern "C" {
 
 // Fractions of images (or object slots) whose attribute the analyser reads back as the target's
 // (world_score). colour and shape count both objects of each image (2 slots per image); objects: both
-// (colour, shape) pairs right; all: every attribute right. With n == 0 every fraction is NaN.
+// (colour, shape) pairs right; all: every attribute right; attributes: the mean over the six attribute slots
+// of an image (background, two colours, two shapes, relation). With n == 0 every fraction is NaN.
 typedef struct WorldAccuracy {
     int n;               // images counted
     double background;
@@ -49,6 +50,7 @@ typedef struct WorldAccuracy {
     double relation;
     double objects;
     double all;
+    double attributes;
 } WorldAccuracy;
 
 // Accuracy of n images rgb (n, WORLD_SIZE, WORLD_SIZE, 3) against their targets (n valid WorldAttrs, any
@@ -83,8 +85,10 @@ typedef struct MethodResult {
     double nfe;              // denoiser evaluations per image (CFG: 2 per step)
     double acc_all;          // all attributes right, over every prompt sampled
     double acc_heldout;      // all attributes right, over the held-out prompts among them
-    double acc_colour;       // per-attribute accuracies over every prompt (WorldAccuracy's colour, shape,
-    double acc_shape;        //   relation)
+    double acc_attributes;   // per-attribute accuracies over every prompt (WorldAccuracy's attributes,
+    double acc_background;   //   background, colour, shape, relation)
+    double acc_colour;
+    double acc_shape;
     double acc_relation;
     double fd;               // Frechet distance of the samples' features to real images' (world_frechet)
     double dist_to_cfg;      // world_mean_distance to the CFG samples from the same noise (0 for CFG itself)
@@ -100,8 +104,8 @@ int world_metrics_evaluate(const uint8_t *pixels, const WorldAttrs *targets, con
                            DiceError *err);
 
 // Writes the markdown table of n_rows rows to f: a header, an alignment row and one line per row with
-//     | method | NFE | setting | all attributes (%) | held-out (%) | colour (%) | shape (%) | relation (%) |
-//     FD | distance to CFG | time (s) |
+//     | method | NFE | setting | all attributes (%) | held-out (%) | attributes (%) | background (%) |
+//     colour (%) | shape (%) | relation (%) | FD | distance to CFG | time (s) |
 // (NFE as %g, accuracies in percent with 1 decimal, FD and distance with 4 decimals, seconds with 1). Fails
 // on a row without a name, a name or setting containing '|' or a newline, or a write error.
 int world_metrics_table(FILE *f, const MethodResult *rows, int n_rows, DiceError *err);

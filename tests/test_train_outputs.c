@@ -194,13 +194,13 @@ DICE_TEST(train_outputs_loss_plot_from_csv) {
     path_in(tc, csv, sizeof csv, "loss.csv");
     path_in(tc, png, sizeof png, "loss.png");
     CHECK(write_text(csv, "step,loss,lr,seconds\n1,30.5,0.0002,0.1\n2,nan,0.0002,0.2\n3,28.25,0.0002,0.3\n4,2") == 0);
-    CHECK_OK(train_loss_plot(csv, png, &tc->err));
+    CHECK_OK(train_loss_plot(csv, png, "test", &tc->err));
     Image img;
     CHECK_OK(image_read_png(png, &img, &tc->err));
     CHECK(img.width == 800 && img.height == 480);
     image_free(&img);
     CHECK(write_text(csv, "step,loss,lr,seconds\n") == 0);
-    CHECK(train_loss_plot(csv, png, &tc->err) != 0 && strstr(tc->err.msg, "no losses"));
+    CHECK(train_loss_plot(csv, png, "test", &tc->err) != 0 && strstr(tc->err.msg, "no losses"));
 }
 
 // A missing --val-prompts file stops the run before any model is loaded, naming the flag.

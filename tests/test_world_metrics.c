@@ -65,7 +65,7 @@ DICE_TEST(world_metrics_accuracy_on_real_images) {
     CHECK(acc.n == N_IMAGES);
     // The analyser reads clean rendered images back exactly (data/world.h).
     CHECK(acc.all == 1.0 && acc.background == 1.0 && acc.colour == 1.0 && acc.shape == 1.0 && acc.relation == 1.0 &&
-          acc.objects == 1.0);
+          acc.objects == 1.0 && acc.attributes == 1.0);
     CHECK_OK(world_accuracy(rgb, attrs, heldout, N_IMAGES, &held, &tc->err));
     CHECK(held.n == N_IMAGES / 3 && held.all == 1.0);
     static bool nothing[N_IMAGES];
@@ -93,6 +93,7 @@ DICE_TEST(world_metrics_accuracy_on_wrong_images) {
     printf("    colours swapped: all %.3f background %.3f colour %.3f shape %.3f relation %.3f objects %.3f\n", acc.all,
            acc.background, acc.colour, acc.shape, acc.relation, acc.objects);
     CHECK(acc.all == 0.0 && acc.background == 1.0 && acc.colour < 1.0);
+    CHECK_NEAR(acc.attributes, (acc.background + 2 * acc.colour + 2 * acc.shape + acc.relation) / 6.0, 1e-12);
     // Red and blue exchanged: only the scenes with red or blue are wrong, in colour and not in shape.
     swap_red_blue(SEED, rgb);
     CHECK_OK(world_accuracy(rgb, attrs, NULL, N_IMAGES, &acc, &tc->err));
@@ -288,7 +289,8 @@ DICE_TEST(world_metrics_evaluate) {
     CHECK_OK(world_accuracy(samples, attrs, heldout, N_IMAGES, &held, &tc->err));
     CHECK_OK(world_frechet(samples, N_IMAGES, real, N_IMAGES, &fd, &tc->err));
     CHECK_OK(world_mean_distance(samples, cfg, N_IMAGES, &dist, &tc->err));
-    CHECK(m.acc_all == all.all && m.acc_heldout == held.all && m.acc_colour == all.colour &&
+    CHECK(m.acc_all == all.all && m.acc_heldout == held.all && m.acc_attributes == all.attributes &&
+          m.acc_background == all.background && m.acc_colour == all.colour &&
           m.acc_shape == all.shape && m.acc_relation == all.relation && m.fd == fd && m.dist_to_cfg == dist);
     CHECK(all.all < 1.0 && dist > 0.0 && strcmp(m.name, "DICE") == 0 && m.nfe == 20 && m.seconds == 1.5);
     CHECK_OK(world_metrics_evaluate(samples, attrs, heldout, N_IMAGES, real, N_IMAGES, NULL, &m, &tc->err));
@@ -297,17 +299,17 @@ DICE_TEST(world_metrics_evaluate) {
 
 DICE_TEST(world_metrics_table) {
     MethodResult rows[3] = {
-        {"unguided", "", 20, 0.4375, 0.25, 0.9, 0.875, 0.5, 0.123456, 0.05, 1.26},
-        {"CFG", "w = 3", 40, 0.4375, NAN, 0.9, 0.875, 0.5, 0.5, 0.0, 2.5},
-        {"DICE", "alpha = 1", 20.5, 1.0, 0.25, 0.9, 0.875, 0.5, NAN, NAN, NAN},
+        {"unguided", "", 20, 0.4375, 0.25, 0.6, 0.75, 0.9, 0.875, 0.5, 0.123456, 0.05, 1.26},
+        {"CFG", "w = 3", 40, 0.4375, NAN, 0.6, 0.75, 0.9, 0.875, 0.5, 0.5, 0.0, 2.5},
+        {"DICE", "alpha = 1", 20.5, 1.0, 0.25, NAN, 0.75, 0.9, 0.875, 0.5, NAN, NAN, NAN},
     };
     const char *want =
-        "| method | NFE | setting | all attributes (%) | held-out (%) | colour (%) | shape (%) | relation (%) | FD | "
-        "distance to CFG | time (s) |\n"
-        "|:--|--:|:--|--:|--:|--:|--:|--:|--:|--:|--:|\n"
-        "| unguided | 20 | - | 43.8 | 25.0 | 90.0 | 87.5 | 50.0 | 0.1235 | 0.0500 | 1.3 |\n"
-        "| CFG | 40 | w = 3 | 43.8 | - | 90.0 | 87.5 | 50.0 | 0.5000 | 0.0000 | 2.5 |\n"
-        "| DICE | 20.5 | alpha = 1 | 100.0 | 25.0 | 90.0 | 87.5 | 50.0 | - | - | - |\n";
+        "| method | NFE | setting | all attributes (%) | held-out (%) | attributes (%) | background (%) | colour (%) | "
+        "shape (%) | relation (%) | FD | distance to CFG | time (s) |\n"
+        "|:--|--:|:--|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n"
+        "| unguided | 20 | - | 43.8 | 25.0 | 60.0 | 75.0 | 90.0 | 87.5 | 50.0 | 0.1235 | 0.0500 | 1.3 |\n"
+        "| CFG | 40 | w = 3 | 43.8 | - | 60.0 | 75.0 | 90.0 | 87.5 | 50.0 | 0.5000 | 0.0000 | 2.5 |\n"
+        "| DICE | 20.5 | alpha = 1 | 100.0 | 25.0 | - | 75.0 | 90.0 | 87.5 | 50.0 | - | - | - |\n";
     char path[512];
     snprintf(path, sizeof path, "%s/table.md", test_tmpdir(tc));
     CHECK_OK(world_metrics_table_file(path, rows, 3, &tc->err));

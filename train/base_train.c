@@ -452,7 +452,8 @@ static int checkpoint(BaseRun *r, DiceError *err) {
     DICE_TRY(save_state(r, err));
     snprintf(csv, sizeof csv, "%s/loss.csv", r->o->out);
     snprintf(png, sizeof png, "%s/loss.png", r->o->out);
-    return r->step ? train_loss_plot(csv, png, err) : 0;  // nothing to plot before the first step
+    if (!r->step) return 0;  // nothing to plot before the first step
+    return train_loss_plot(csv, png, "base model (UNet + text encoder)", err);
 }
 
 static double now_s(void) {

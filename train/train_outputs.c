@@ -55,7 +55,7 @@ static int read_losses(const char *path, double **steps, double **losses, int64_
     return 0;
 }
 
-int train_loss_plot(const char *csv_path, const char *png_path, DiceError *err) {
+int train_loss_plot(const char *csv_path, const char *png_path, const char *what, DiceError *err) {
     double *steps = NULL, *loss = NULL;
     int64_t n = 0;
     DICE_TRY(read_losses(csv_path, &steps, &loss, &n, err));
@@ -71,7 +71,7 @@ int train_loss_plot(const char *csv_path, const char *png_path, DiceError *err) 
     }
     char label[64], title[96];
     snprintf(label, sizeof label, "mean of %lld steps", (long long)window);
-    snprintf(title, sizeof title, "DICE training loss, step %lld", n ? (long long)steps[n - 1] : 0LL);
+    snprintf(title, sizeof title, "%s loss, step %lld", what, n ? (long long)steps[n - 1] : 0LL);
     PlotSeries s[2] = {{steps, loss, n, "loss", {140, 175, 225}, false}, {steps, mean, n, label, {200, 40, 40}, true}};
     PlotOptions o = {800, 480, title, "step", false};
     Image img = {0, 0, NULL};

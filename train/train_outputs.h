@@ -15,9 +15,9 @@
 extern "C" {
 #endif
 
-// Writes png_path from csv_path (step,loss,... lines; the header and partial lines skipped). The mean is over the
-// last max(5, min(200, n / 20)) steps (fewer at the start).
-int train_loss_plot(const char *csv_path, const char *png_path, DiceError *err);
+// Writes png_path from csv_path (step,loss,... lines; the header and partial lines skipped), titled
+// "<what> loss, step N". The mean is over the last max(5, min(200, n / 20)) steps (fewer at the start).
+int train_loss_plot(const char *csv_path, const char *png_path, const char *what, DiceError *err);
 
 typedef struct TrainVal {
     const char *const *prompts;

@@ -443,7 +443,7 @@ static int run(Trainer *t, DiceError *err) {
             }
             if ((o->save_every && step % o->save_every == 0) || step == o->steps) {
                 DICE_TRY(checkpoint_save(t->ckpt_path, &t->sh, &t->opt, &t->st, &t->settings, &t->ctx, err));
-                DICE_TRY(train_loss_plot(t->csv_path, t->plot_path, err));
+                DICE_TRY(train_loss_plot(t->csv_path, t->plot_path, "DICE sharpener", err));
             }
             if (o->val_every && step % o->val_every == 0) DICE_TRY(validate(t, step, err));
         }
