@@ -31,11 +31,11 @@ void world_demo_defaults(WorldDemoOptions *o) {
     o->model = "assets/dice-world";
     o->out = "out/demo";
     o->n_train = 1024;
-    o->train_steps = 100;
+    o->train_steps = 400;
     o->batch = 8;
     o->lr = 1e-3;
     o->guidance = 5;
-    o->n_prompts = 8;
+    o->n_prompts = 16;
     o->seeds_per_prompt = 4;
     o->sample_steps = 20;
     o->n_real = 256;

@@ -30,11 +30,11 @@ typedef struct WorldDemoOptions {
     const char *model;          // assets/dice-world
     const char *out;            // out/demo
     int n_train;                // images in the sharpener's training shards (1024)
-    int64_t train_steps;        // sharpener optimiser steps (100)
+    int64_t train_steps;        // sharpener optimiser steps (400)
     int batch;                  // sharpener global batch (8)
     double lr;                  // sharpener learning rate (1e-3)
     double guidance;            // CFG scale of the teacher and of the CFG row (5)
-    int n_prompts;              // prompts sampled, half seen and half held out (8)
+    int n_prompts;              // prompts sampled, half seen and half held out (16)
     int seeds_per_prompt;       // images per prompt and method (4)
     int sample_steps;           // DPM-Solver++ steps (20)
     int n_real;                 // real images for the Frechet distance (256)

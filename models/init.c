@@ -31,7 +31,7 @@ static int weight_rule(const WeightEntry *e, InitRule *r) {
     if (e->ndim == 1 && strstr(e->name, "norm")) {  // in the module's name: ".weight" holds no "norm"
         *r = (InitRule){INIT_ONES, 1.0f};
     } else if (e->ndim == 2 && ends_with(e->name, "embedding.weight")) {
-        *r = (InitRule){INIT_NORMAL, 0.02f};
+        *r = (InitRule){INIT_NORMAL, 1.0f};
     } else if (e->ndim == 2 || e->ndim == 4) {
         int64_t fan_in = 1;
         for (int i = 1; i < e->ndim; i++) fan_in *= e->shape[i];  // file order: (out, in[, kh, kw])

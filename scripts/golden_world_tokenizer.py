@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Golden ids of the embedded default's tokenizer (assets/dice-world/tokenizer) for tests/test_world_tokenizer.c:
 tests/golden/world_tokenizer.json holds, for 50 captions of the world and 25 odd strings (unknown words,
-punctuation, upper case, digits, white space, special tokens, non-ASCII, the empty string, text of more than 77
+punctuation, upper case, digits, white space, special tokens, non-ASCII, the empty string, text of more than 16
 tokens), what transformers' slow CLIPTokenizer gives:
   "tokens":    tok(text, add_special_tokens=False)["input_ids"]   (no BOS / EOS, not truncated)
-  "input_ids": tok(text, padding="max_length", max_length=77, truncation=True)["input_ids"]  (as diffusers calls it)
+  "input_ids": tok(text, padding="max_length", max_length=16, truncation=True)["input_ids"]  (as diffusers calls it,
+                 with the tokenizer's model_max_length)
   "length":    the number of ones in that call's attention_mask
 
 Run by hand (never by make test) after scripts/make_world_tokenizer.py, with transformers < 5 and without ftfy:
@@ -47,7 +48,7 @@ ODD = [
 
 def long_texts(captions):
     return [
-        " ".join(captions[:9]),               # 99 tokens: truncated to 75
+        " ".join(captions[:9]),               # 99 tokens: truncated to model_max_length - 2
         "word " * 100,                        # unknown word, 100 times: each in pieces
         ", ".join(f"shape{i}" for i in range(40)),
     ]
@@ -85,7 +86,7 @@ def main():
         f.write("{\n" + "".join(f"  {json.dumps(k)}: {json.dumps(v)},\n" for k, v in head.items()))
         f.write('  "cases": [\n' + ",\n".join("    " + json.dumps(c, ensure_ascii=False) for c in cases) + "\n  ]\n}\n")
     print(f"{OUT}: {len(cases)} cases ({N_CAPTIONS} captions), "
-          f"{sum(len(c['tokens']) > 75 for c in cases)} truncated")
+          f"{sum(len(c['tokens']) > tok.model_max_length - 2 for c in cases)} truncated")
 
 
 if __name__ == "__main__":

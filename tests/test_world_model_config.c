@@ -22,9 +22,10 @@
 
 #define WORLD_MODEL "assets/dice-world"
 // state_dict sizes for these configs: transformers 4.57 CLIPTextModel, diffusers 0.42 UNet2DConditionModel
-// (scripts/make_world_tokenizer.py's configs; 879,104 and 6,714,435 parameters).
+// (scripts/make_world_tokenizer.py's text encoder, assets/dice-world/unet/config.json; 871,296 and 1,445,475
+// parameters).
 #define N_TEXT_TENSORS 68
-#define N_UNET_TENSORS 324
+#define N_UNET_TENSORS 246
 
 static const char *asset(TestCtx *tc, const char *relative) {
     static char path[1024];
@@ -60,18 +61,20 @@ DICE_TEST(world_model_configs_parse) {
     UnetConfig u;
     CHECK_OK(unet_config_load(&u, asset(tc, "unet/config.json"), &tc->err));
     CHECK(u.in_channels == 3 && u.out_channels == 3 && u.sample_size == 32 && u.n_levels == 3 && u.has_mid);
-    const int64_t channels[3] = {64, 128, 128};
+    const int64_t channels[3] = {32, 64, 64};
     for (int i = 0; i < 3; i++) {
         CHECK(u.block_out_channels[i] == channels[i] && u.layers_per_block[i] == 1 && u.transformer_layers[i] == 1);
-        CHECK(u.down_cross_attn[i] == (i > 0) && u.up_cross_attn[i] == (i < 2) && u.cross_attention_dim[i] == 128);
-        CHECK(u.heads[i] == 8 && (u.block_out_channels[i] / u.heads[i]) % 8 == 0);  // head dims 8, 16, 16
+        // Cross-attention at 8x8 only (the last level, the middle and the first up level).
+        CHECK(u.down_cross_attn[i] == (i == 2) && u.up_cross_attn[i] == (i == 0) && u.cross_attention_dim[i] == 128);
+        CHECK(u.heads[i] == 8);
     }
-    CHECK(u.norm_num_groups == 32 && !u.use_linear_projection);
+    CHECK(u.block_out_channels[2] / u.heads[2] == 8);  // the attention's head dim at 8x8
+    CHECK(u.norm_num_groups == 16 && !u.use_linear_projection);
 
     ClipEncoderConfig t;
     CHECK_OK(clip_encoder_config_load(&t, asset(tc, "text_encoder/config.json"), &tc->err));
     CHECK(t.hidden_size == 128 && t.intermediate_size == 512 && t.num_layers == 4 && t.num_heads == 4);
-    CHECK(t.max_positions == 77 && t.projection_dim == 128 && t.act == CLIP_ACT_QUICK_GELU);
+    CHECK(t.max_positions == 16 && t.projection_dim == 128 && t.act == CLIP_ACT_QUICK_GELU);
     CHECK(t.arch == CLIP_ARCH_TEXT_MODEL && t.hidden_size == u.cross_attention_dim[0]);
     ClipTokenizer tok;
     CHECK_OK(clip_tokenizer_load(&tok, asset(tc, "tokenizer"), &tc->err));
@@ -149,19 +152,20 @@ DICE_TEST(world_model_forward_cpu) {
     uint64_t rng = tc->seed;
     fill_arena(&weights, &rng, 0.1f);
 
-    // A caption -> ids (1, 77) -> text embeddings (1, 77, 128).
-    int32_t ids[77];
+    // A caption -> ids (1, 16) -> text embeddings (1, 16, 128).
+    int32_t ids[16];
+    CHECK(tok.max_length == 16);
     CHECK_OK(clip_tokenizer_encode(&tok, "a red circle left of a blue square on a green background", ids, NULL, NULL,
                                    &tc->err));
     Graph g;
     CHECK_OK(graph_init(&g, &ctx, &step, &tc->err));
     graph_no_grad_begin(&g);
     Tensor ids_t;
-    CHECK_OK(tensor_wrap(&ids_t, ids, DT_I32, DEV_CPU, 2, (int64_t[]){1, 77}, &tc->err));
+    CHECK_OK(tensor_wrap(&ids_t, ids, DT_I32, DEV_CPU, 2, (int64_t[]){1, 16}, &tc->err));
     ClipEncoderOutput out = {0};
     CHECK_OK(clip_encoder_forward(&g, &te, &ids_t, CLIP_LAST_HIDDEN_STATE, &out, &tc->err));
     const Tensor *ehs = &out.hidden->value;
-    CHECK(ehs->ndim == 3 && ehs->shape[0] == 1 && ehs->shape[1] == 77 && ehs->shape[2] == 128);
+    CHECK(ehs->ndim == 3 && ehs->shape[0] == 1 && ehs->shape[1] == 16 && ehs->shape[2] == 128);
     CHECK(out.pooled && out.pooled->value.shape[1] == 128 && !out.text_embeds);
 
     // Noise x (1, 32, 32, 3) at t = 500 -> eps (1, 32, 32, 3).
