@@ -46,6 +46,9 @@ void test_cleanup_tmpdir(void);
 // into out / errout (NUL-terminated, may be NULL). Returns the exit status, 128+signal if killed,
 // -1 if it could not be started.
 int test_run(TestCtx *tc, const char *const *argv, char *out, size_t outsize, char *errout, size_t errsize);
+// The loss column of OUT_DIR/loss.csv (a training run's, header step,loss,lr,seconds; up to cap steps) in
+// losses; returns the number of rows read, -1 when the file is missing or a row is malformed or out of order.
+int test_read_losses(const char *out_dir, double *losses, int cap);
 // Path of the dice program under test ($DICE_BIN, set by the Makefile; default build/dice).
 const char *test_dice_bin(TestCtx *tc);
 // The f32 tensor `name` of numel elements in a golden file opened with st_open (nn/safetensors.h), or NULL after

@@ -8,9 +8,13 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "data/world.h"
 #include "models/sd_model.h"
 #include "nn/file_util.h"
+#include "nn/philox.h"
 #include "nn/safetensors.h"
+#include "sample/schedule.h"
+#include "sample/scheduler_config.h"
 #include "test.h"
 #include "train/base_train.h"
 
@@ -174,27 +178,95 @@ DICE_TEST(base_train_resume_is_bit_exact_and_loss_falls) {
         st_close(&b);
     }
     // loss.csv of the resumed run: 8 steps, the same losses; the last ones below the first ones.
-    char *csv[2];
-    size_t len;
-    snprintf(path, sizeof path, "%s/loss.csv", straight);
-    CHECK_OK(dice_read_file(path, 1 << 20, &csv[0], &len, &tc->err));
-    snprintf(path, sizeof path, "%s/loss.csv", resumed);
-    CHECK_OK(dice_read_file(path, 1 << 20, &csv[1], &len, &tc->err));
-    double loss[2][8];
-    for (int r = 0; r < 2; r++) {
-        char *line = strchr(csv[r], '\n');
-        for (int s = 0; s < 8; s++) {
-            CHECK_MSG(line && sscanf(line + 1, "%*d,%lf", &loss[r][s]) == 1, "loss.csv line %d", s + 2);
-            line = strchr(line + 1, '\n');
-        }
-        CHECK_MSG(!line || !line[1], "more than 8 steps in loss.csv");
-    }
+    double loss[2][9];
+    CHECK(test_read_losses(straight, loss[0], 9) == 8 && test_read_losses(resumed, loss[1], 9) == 8);
     for (int s = 0; s < 8; s++) CHECK_MSG(loss[0][s] == loss[1][s], "step %d: %g vs %g", s + 1, loss[0][s], loss[1][s]);
     CHECK_MSG(loss[0][5] + loss[0][6] + loss[0][7] < loss[0][0] + loss[0][1] + loss[0][2],
               "loss did not fall: %g %g %g -> %g %g %g", loss[0][0], loss[0][1], loss[0][2], loss[0][5], loss[0][6],
               loss[0][7]);
-    free(csv[0]);
-    free(csv[1]);
+}
+
+// Zeroes the named tensors of a safetensors file in place.
+static int zero_tensors(TestCtx *tc, const char *path, const char *const *names, int n) {
+    char *bytes;
+    size_t len;
+    StFile f;
+    if (dice_read_file(path, 1 << 26, &bytes, &len, &tc->err)) return -1;
+    int rc = st_open(&f, path, &tc->err);
+    if (!rc) {
+        for (int i = 0; i < n && !rc; i++) {
+            const StTensorInfo *t = st_find(&f, names[i]);
+            if (!t) rc = -1;
+            else memset(bytes + ((const char *)t->data - (const char *)f.map), 0, t->end - t->begin);
+        }
+        st_close(&f);
+    }
+    FILE *out = rc ? NULL : fopen(path, "wb");
+    if (out) rc = fwrite(bytes, 1, len, out) == len && fclose(out) == 0 ? 0 : -1;
+    else rc = -1;
+    free(bytes);
+    return rc;
+}
+
+// With the UNet's output convolution zeroed the prediction is 0, so the first step's loss is the mean square
+// of the target: the noise (epsilon), get_velocity(x0, noise, t) (v_prediction) or x0 (sample), recomputed
+// here from the documented draws (base_train.h: item step * B + j, t = floor(u1 T), the noise stream).
+DICE_TEST(base_train_regresses_the_target_of_the_prediction_type) {
+    const char *model = tiny_model(tc);
+    CHECK_OK(model ? 0 : -1);
+    char init[1024], path[2200];
+    snprintf(init, sizeof init, "%s/init", test_tmpdir(tc));
+    BaseTrainOptions o;
+    options(&o, model, init, 0);
+    CHECK_OK(base_train(&o, &tc->err));
+    snprintf(path, sizeof path, "%s/unet/diffusion_pytorch_model.safetensors", init);
+    static const char *const conv_out[2] = {"conv_out.weight", "conv_out.bias"};
+    CHECK_OK(zero_tensors(tc, path, conv_out, 2));
+    char *sched_text;
+    size_t len;
+    snprintf(path, sizeof path, "%s/scheduler/scheduler_config.json", init);
+    CHECK_OK(dice_read_file(path, 1 << 20, &sched_text, &len, &tc->err));
+    static const char *const types[3] = {"epsilon", "v_prediction", "sample"};
+    static const PredictionType kinds[3] = {PRED_EPSILON, PRED_V_PREDICTION, PRED_SAMPLE};
+    const char *key = strstr(sched_text, "\"prediction_type\": \"");
+    CHECK(key != NULL);
+    const char *value_end = strchr(key + 20, '"');
+    for (int k = 0; k < 3; k++) {
+        char cfg_text[8192];  // the folder's config with this prediction_type
+        snprintf(cfg_text, sizeof cfg_text, "%.*s%s%s", (int)(key + 20 - sched_text), sched_text, types[k], value_end);
+        CHECK_OK(write_text(path, cfg_text));
+        char out[1100];
+        snprintf(out, sizeof out, "%s/%s", test_tmpdir(tc), types[k]);
+        options(&o, init, out, 1);
+        CHECK_OK(base_train(&o, &tc->err));
+        ScheduleConfig sc;
+        NoiseSchedule ns;
+        CHECK_OK(schedule_config_load(&sc, path, &tc->err));
+        CHECK_OK(noise_schedule_init(&ns, &sc, &tc->err));
+        CHECK(ns.prediction_type == kinds[k]);
+        double sum = 0;
+        static float x0[WORLD_PIXELS], noise[WORLD_PIXELS], target[WORLD_PIXELS];
+        WorldItem item;
+        for (uint64_t j = 0; j < (uint64_t)o.batch; j++) {
+            world_sample(o.seed, j, WORLD_TRAIN, &item);
+            float u[4];
+            philox_uniform4(o.seed, j, u);
+            int t = (int)(u[1] * (float)ns.T);
+            for (int i = 0; i < WORLD_PIXELS; i++) x0[i] = (float)item.rgb[i] / 127.5f - 1.0f;
+            philox_fill_normal_f32(noise, WORLD_PIXELS, o.seed ^ 0x6e6f697365ull, j * WORLD_PIXELS);
+            if (k == 0) memcpy(target, noise, sizeof target);
+            if (k == 1) schedule_velocity(&ns, t, x0, noise, target, WORLD_PIXELS);
+            if (k == 2) memcpy(target, x0, sizeof target);
+            for (int i = 0; i < WORLD_PIXELS; i++) sum += (double)target[i] * target[i];
+        }
+        double want = sum / ((double)o.batch * WORLD_PIXELS), got;
+        noise_schedule_free(&ns);
+        schedule_config_free(&sc);
+        CHECK(test_read_losses(out, &got, 1) == 1);
+        CHECK_MSG(fabs(got - want) <= 1e-6 + 1e-6 * want, "%s: first loss %.7f, mean square of the target %.7f",
+                  types[k], got, want);
+    }
+    free(sched_text);
 }
 
 DICE_TEST(base_train_errors_are_clear) {
@@ -253,18 +325,7 @@ DICE_CUDA_TEST(base_train_cuda_bf16_tracks_the_cpu) {
     CHECK_OK(base_train(&o, &tc->err));
     double loss[3][2];
     const char *dirs[3] = {cpu, gpu, part};
-    for (int r = 0; r < 3; r++) {
-        char *text;
-        size_t len;
-        snprintf(path, sizeof path, "%s/loss.csv", dirs[r]);
-        CHECK_OK(dice_read_file(path, 1 << 20, &text, &len, &tc->err));
-        char *line = strchr(text, '\n');
-        for (int s = 0; s < 2; s++) {
-            CHECK_MSG(line && sscanf(line + 1, "%*d,%lf", &loss[r][s]) == 1, "%s line %d", path, s + 2);
-            line = strchr(line + 1, '\n');
-        }
-        free(text);
-    }
+    for (int r = 0; r < 3; r++) CHECK_MSG(test_read_losses(dirs[r], loss[r], 2) == 2, "%s/loss.csv", dirs[r]);
     for (int s = 0; s < 2; s++) {
         CHECK_MSG(fabs(loss[1][s] - loss[0][s]) <= 3e-2 * loss[0][s], "step %d: CUDA bf16 loss %g, CPU f32 %g", s + 1,
                   loss[1][s], loss[0][s]);

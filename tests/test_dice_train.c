@@ -152,24 +152,6 @@ static char *read_file(const char *path) {
     return buf;
 }
 
-// The loss column of loss.csv (up to cap steps) in *losses; returns the number of rows, -1 on a bad file.
-static int read_losses(const char *out_dir, double *losses, int cap) {
-    char path[600];
-    snprintf(path, sizeof path, "%s/loss.csv", out_dir);
-    FILE *fp = fopen(path, "r");
-    if (!fp) return -1;
-    char line[256];
-    int n = 0;
-    if (!fgets(line, sizeof line, fp) || strcmp(line, "step,loss,lr,seconds\n")) n = -1;
-    long long step;
-    double loss, lr;
-    while (n >= 0 && n < cap && fgets(line, sizeof line, fp))
-        if (sscanf(line, "%lld,%lf,%lf,", &step, &loss, &lr) == 3 && step == n + 1) losses[n++] = loss;
-        else n = -1;
-    fclose(fp);
-    return n;
-}
-
 // loss.csv without its seconds column (the rest must match bit for bit between runs).
 static char *csv_without_time(const char *out_dir) {
     char path[600];
@@ -489,7 +471,7 @@ DICE_TEST(dice_train_short_run_lowers_the_loss) {
     Dist one = {.n_ranks = 1};
     CHECK_OK(dice_train(&o, &one, &tc->err));
     double losses[40];
-    CHECK(read_losses(out, losses, 40) == 40);
+    CHECK(test_read_losses(out, losses, 40) == 40);
     double first = 0, last = 0;
     for (int i = 0; i < 10; i++) first += losses[i], last += losses[30 + i];
     DiceCtx ctx;
@@ -565,7 +547,7 @@ DICE_CUDA_TEST(dice_train_runs_on_cuda) {
     o.checkpoint_blocks = true;
     CHECK_OK(dice_train(&o, &one, &tc->err));
     double want[3], got[3];
-    CHECK(read_losses(on_cpu, want, 3) == 3 && read_losses(on_cuda, got, 3) == 3);
+    CHECK(test_read_losses(on_cpu, want, 3) == 3 && test_read_losses(on_cuda, got, 3) == 3);
     for (int i = 0; i < 3; i++) CHECK_NEAR(got[i], want[i], 5e-2 * want[i]);
 }
 
@@ -608,7 +590,7 @@ DICE_TEST(dice_train_two_ranks_match_one_rank) {
     // (relative 1e-7) move the updates by about that relative amount, compounded over the steps: measured 8e-7.
     CHECK_MSG(worst <= 1e-5, "relative difference of the sharpeners %.3g", worst);
     double l1[5], l2[5];
-    CHECK(read_losses(one, l1, 5) == 5 && read_losses(two, l2, 5) == 5);
+    CHECK(test_read_losses(one, l1, 5) == 5 && test_read_losses(two, l2, 5) == 5);
     for (int i = 0; i < 5; i++) CHECK_NEAR(l2[i], l1[i], 1e-5 * fabs(l1[i]));
     st_close(&a);
     st_close(&b);
@@ -634,7 +616,7 @@ DICE_TEST(dice_train_resume_after_kill_is_bit_exact) {
     args[17] = "5";
     CHECK_MSG(run_train(tc, NULL, 0, killed, args, err, sizeof err) == 128 + SIGKILL, "killed run: %s", err);
     double part[8];
-    CHECK(read_losses(killed, part, 8) == 5);  // steps 4 and 5 logged after the checkpoint of step 3
+    CHECK(test_read_losses(killed, part, 8) == 5);  // steps 4 and 5 logged after the checkpoint of step 3
     args[16] = "--resume";
     args[17] = NULL;
     CHECK_MSG(run_train(tc, NULL, 0, killed, args, err, sizeof err) == 0, "resumed: %s", err);

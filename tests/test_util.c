@@ -1,6 +1,6 @@
 // tests/test_util.c — helpers for tests (declared in test.h): failure/skip recording, relative
 // error, repository paths, per-test scratch directories, running the dice program as a subprocess,
-// golden tensors.
+// golden tensors, training runs' loss.csv.
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -133,4 +133,21 @@ const float *test_golden_f32(TestCtx *tc, const StFile *f, const char *name, int
         return NULL;
     }
     return t->data;
+}
+
+int test_read_losses(const char *out_dir, double *losses, int cap) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/loss.csv", out_dir);
+    FILE *fp = fopen(path, "r");
+    if (!fp) return -1;
+    char line[256];
+    int n = 0;
+    if (!fgets(line, sizeof line, fp) || strcmp(line, "step,loss,lr,seconds\n")) n = -1;
+    long long step;
+    double loss, lr;
+    while (n >= 0 && n < cap && fgets(line, sizeof line, fp))
+        if (sscanf(line, "%lld,%lf,%lf,", &step, &loss, &lr) == 3 && step == n + 1) losses[n++] = loss;
+        else n = -1;
+    fclose(fp);
+    return n;
 }

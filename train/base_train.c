@@ -67,7 +67,8 @@ typedef struct BaseRun {
     Graph g;
     int64_t step;               // optimiser steps taken
     double seconds;             // training time so far (carried over a resume)
-    float *x0, *noise, *xt, *ts;// host batch buffers
+    float *x0, *xt, *ts;        // host batch buffers
+    float *target;              // host: what the UNet regresses (noise, velocity or x0 by prediction_type)
     int32_t *ids;
 } BaseRun;
 
@@ -121,7 +122,6 @@ static int load_models(BaseRun *r, DiceError *err) {
     snprintf(path, sizeof path, "%s/scheduler/scheduler_config.json", o->model);
     DICE_TRY(schedule_config_load(&r->sched_cfg, path, err));
     DICE_TRY(noise_schedule_init(&r->sched, &r->sched_cfg, err));
-    DICE_CHECK(err, r->sched.prediction_type == PRED_EPSILON, "%s: prediction_type must be epsilon", path);
     DICE_CHECK(err, r->unet_cfg.in_channels == 3 && r->unet_cfg.out_channels == 3,
                "%s/unet/config.json: a pixel-space UNet (in/out channels 3) is trained on the world's images",
                o->model);
@@ -354,7 +354,9 @@ static int copy_configs(BaseRun *r, DiceError *err) {
 
 // ---------------------------------------------------------------- one step
 
-// The inputs of global step `step`: images, captions (some dropped), timesteps, noise and noisy images.
+// The inputs of global step `step`: images, captions (some dropped), timesteps, noisy images and the
+// regression target of the scheduler's prediction_type (diffusers' train_text_to_image.py): the noise for
+// epsilon, get_velocity(x0, noise, t) = sqrt(abar) noise - sqrt(1 - abar) x0 for v_prediction, x0 for sample.
 static int make_batch(BaseRun *r, int64_t step, DiceError *err) {
     const int B = r->o->batch;
     const size_t n = WORLD_PIXELS;
@@ -369,10 +371,12 @@ static int make_batch(BaseRun *r, int64_t step, DiceError *err) {
         int t = (int)(u[1] * (float)r->sched.T);
         if (t >= r->sched.T) t = r->sched.T - 1;
         r->ts[j] = (float)t;
-        float *x0 = r->x0 + j * n, *noise = r->noise + j * n;
+        float *x0 = r->x0 + j * n, *target = r->target + j * n;  // target holds the noise first
         for (size_t k = 0; k < n; k++) x0[k] = (float)item.rgb[k] / 127.5f - 1.0f;
-        philox_fill_normal_f32(noise, n, r->o->seed ^ NOISE_SEED_MIX, index * n);
-        schedule_add_noise(&r->sched, t, x0, noise, r->xt + j * n, n);
+        philox_fill_normal_f32(target, n, r->o->seed ^ NOISE_SEED_MIX, index * n);
+        schedule_add_noise(&r->sched, t, x0, target, r->xt + j * n, n);
+        if (r->sched.prediction_type == PRED_V_PREDICTION) schedule_velocity(&r->sched, t, x0, target, target, n);
+        else if (r->sched.prediction_type == PRED_SAMPLE) memcpy(target, x0, n * sizeof *target);
     }
     return 0;
 }
@@ -412,22 +416,22 @@ static int train_step(BaseRun *r, double *loss_out, DiceError *err) {
     arena_reset(&r->activations);
     arena_reset(&r->host);
     graph_reset(&r->g);
-    Tensor ids, xt, noise, ts;
+    Tensor ids, xt, target, ts;
     DICE_TRY(tensor_wrap(&ids, r->ids, DT_I32, DEV_CPU, 2, (int64_t[]){B, L}, err));
     DICE_TRY(tensor_wrap(&xt, r->xt, DT_F32, DEV_CPU, 4, (int64_t[]){B, WORLD_SIZE, WORLD_SIZE, 3}, err));
-    DICE_TRY(tensor_wrap(&noise, r->noise, DT_F32, DEV_CPU, 4, (int64_t[]){B, WORLD_SIZE, WORLD_SIZE, 3}, err));
+    DICE_TRY(tensor_wrap(&target, r->target, DT_F32, DEV_CPU, 4, (int64_t[]){B, WORLD_SIZE, WORLD_SIZE, 3}, err));
     DICE_TRY(tensor_wrap(&ts, r->ts, DT_F32, DEV_CPU, 1, (int64_t[]){B}, err));
     if (r->ctx.device != DEV_CPU) {  // the model's inputs on its device, in its dtype
         DICE_TRY(tensor_to(&r->ctx, &r->activations, &xt, &xt, r->dtype, err));
-        DICE_TRY(tensor_to(&r->ctx, &r->activations, &noise, &noise, r->dtype, err));
+        DICE_TRY(tensor_to(&r->ctx, &r->activations, &target, &target, r->dtype, err));
     }
     ClipEncoderOutput text = {0};
-    Var *xv, *nv, *eps, *loss;
+    Var *xv, *tv, *pred, *loss;
     DICE_TRY(clip_encoder_forward(&r->g, &r->text, &ids, CLIP_LAST_HIDDEN_STATE, &text, err));
     DICE_TRY(graph_leaf(&r->g, &xv, &xt, false, err));
-    DICE_TRY(graph_leaf(&r->g, &nv, &noise, false, err));
-    DICE_TRY(unet_forward(&r->g, &r->unet, xv, &ts, text.hidden, &eps, err));
-    DICE_TRY(op_mse_loss(&r->g, &loss, eps, nv, 1.0 / ((double)B * WORLD_PIXELS), err));
+    DICE_TRY(graph_leaf(&r->g, &tv, &target, false, err));
+    DICE_TRY(unet_forward(&r->g, &r->unet, xv, &ts, text.hidden, &pred, err));
+    DICE_TRY(op_mse_loss(&r->g, &loss, pred, tv, 1.0 / ((double)B * WORLD_PIXELS), err));
     Tensor loss_host;
     DICE_TRY(tensor_to(&r->ctx, &r->host, &loss_host, &loss->value, DT_F32, err));
     *loss_out = *(const float *)loss_host.data;
@@ -483,10 +487,10 @@ static int run(BaseRun *r, DiceError *err) {
     if (o->resume) DICE_TRY(load_state(r, err));
     DICE_TRY(copy_configs(r, err));
     size_t n = (size_t)o->batch * WORLD_PIXELS;
-    r->x0 = malloc(n * sizeof *r->x0), r->noise = malloc(n * sizeof *r->noise), r->xt = malloc(n * sizeof *r->xt);
+    r->x0 = malloc(n * sizeof *r->x0), r->target = malloc(n * sizeof *r->target), r->xt = malloc(n * sizeof *r->xt);
     r->ts = malloc((size_t)o->batch * sizeof *r->ts);
     r->ids = malloc((size_t)o->batch * (size_t)r->tok.max_length * sizeof *r->ids);
-    DICE_CHECK(err, r->x0 && r->noise && r->xt && r->ts && r->ids, "out of host memory");
+    DICE_CHECK(err, r->x0 && r->target && r->xt && r->ts && r->ids, "out of host memory");
 
     char csv_path[4096];
     snprintf(csv_path, sizeof csv_path, "%s/loss.csv", o->out);
@@ -531,7 +535,7 @@ int base_train(const BaseTrainOptions *o, DiceError *err) {
     graph_free(&r.g);
     adamw_free(&r.opt);
     free(r.params), free(r.param_ptrs), free(r.trained);
-    free(r.x0), free(r.noise), free(r.xt), free(r.ts), free(r.ids);
+    free(r.x0), free(r.target), free(r.xt), free(r.ts), free(r.ids);
     for (int c = 0; c < 2; c++) weight_manifest_free(&r.comp[c].man);
     if (r.unet.cfg.n_levels) unet_free(&r.unet);
     clip_encoder_free(&r.text);

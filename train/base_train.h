@@ -6,9 +6,11 @@
 //     x0    = 2 rgb / 255 - 1                                  (32, 32, 3), pixel space
 //     c     = caption, replaced by "" with probability uncond_prob (so that CFG means something)
 //     t     ~ U{0..T-1}, noise ~ N(0, I), x_t = add_noise(x0, noise, t) on the model's own schedule
-//   loss  = mean over the batch and elements of (eps(x_t, t, text_encoder(c)) - noise)^2
+//     target = noise (prediction_type epsilon), get_velocity(x0, noise, t) = sqrt(abar_t) noise -
+//              sqrt(1 - abar_t) x0 (v_prediction) or x0 (sample), from the model's scheduler config
+//   loss  = mean over the batch and elements of (unet(x_t, t, text_encoder(c)) - target)^2
 //   AdamW on every linear and convolution weight and bias of both networks (graph_bind_params); the norms'
-//   affines (1, 0) and the embedding tables (normal(0, 0.02)) keep their initial values.
+//   affines (1, 0) and the embedding tables (normal(0, 1), models/init.h) keep their initial values.
 //   EMA of the trained weights: ema = d ema + (1 - d) p with d = min(ema_decay, (1 + step) / (10 + step)).
 //
 // Random numbers: Philox streams of `seed` (nn/philox.h), addressed by the global sample index, so a run
