@@ -21,7 +21,7 @@ DICE_TEST(demo_shortened_writes_every_file_and_the_sharpener_learns) {
     char out_dir[2048], out[1 << 14], err[1 << 14];
     snprintf(out_dir, sizeof out_dir, "%s/demo", test_tmpdir(tc));
     const char *argv[] = {test_dice_bin(tc), "demo", "--model", test_path(tc, "assets/dice-world"), "--out", out_dir,
-                          "--train-steps", "24", "--train-images", "64", "--batch", "4", "--lr", "3e-3",
+                          "--train-steps", "48", "--train-images", "64", "--batch", "4", "--lr", "3e-4",
                           "--prompts", "2", "--seeds", "2", "--steps", "4", "--real", "16", NULL};
     setenv("OMP_NUM_THREADS", "1", 1);  // inherited by the child: tiny runs spin otherwise on 2 busy cores
     int rc = test_run(tc, argv, out, sizeof out, err, sizeof err);
@@ -38,33 +38,29 @@ DICE_TEST(demo_shortened_writes_every_file_and_the_sharpener_learns) {
     for (int i = 0; i < 4; i++) CHECK_MSG(strstr(text, rows[i]) != NULL, "table.md lacks '%s':\n%s", rows[i], text);
     CHECK(strstr(out, "| method |") != NULL);  // the table is printed too
     free(text);
-    // The sharpener's loss fell: its losses over the last 8 of 24 steps are below those of the same 24 batches,
+    // The sharpener's loss fell: its losses over the last 24 of 48 steps are below those of the same 48 batches,
     // timesteps and noise with a sharpener that does not learn (lr 1e-12: `dice train` on the demo's shards with
     // the demo's settings and seed), step by step the same draws, so the comparison is free of their noise.
+    // Measured on the shipped v-prediction model (2026-11-26): the loss is dominated by the rare high-noise
+    // draws, and a short run learns only at a small learning rate: last 8 of 24 steps against the control, seeds
+    // 0-3, lr 3e-4: 0.998 0.996 0.994 0.992; lr 3e-3: 1.002 1.000 1.002 0.997, its first 8 steps up to 1.06.
+    // Last 24 of 48 steps at lr 3e-4, seed 0: 0.992.
     char data[2100], frozen[2100];
     snprintf(data, sizeof data, "%s/data", out_dir);
     snprintf(frozen, sizeof frozen, "%s/frozen", test_tmpdir(tc));
     const char *control[] = {test_dice_bin(tc), "train", "--model", test_path(tc, "assets/dice-world"), "--data", data,
-                             "--out", frozen, "--steps", "24", "--batch", "4", "--micro-batch", "4", "--lr", "1e-12",
+                             "--out", frozen, "--steps", "48", "--batch", "4", "--micro-batch", "4", "--lr", "1e-12",
                              "--t-per-sample", "--val-every", "0", "--quiet", NULL};
     rc = test_run(tc, control, out, sizeof out, err, sizeof err);
     CHECK_MSG(rc == 0, "dice train (control) failed (%d): %s", rc, err);
-    double loss[2][24], learned = 0, still = 0;
-    const char *runs[2] = {out_dir, frozen};
-    for (int r = 0; r < 2; r++) {
-        snprintf(path, sizeof path, "%s%s/loss.csv", runs[r], r == 0 ? "/train" : "");
-        CHECK_OK(dice_read_file(path, 1 << 20, &text, &len, &tc->err));
-        char *line = strchr(text, '\n');
-        for (int s = 0; s < 24; s++) {
-            CHECK_MSG(line && sscanf(line + 1, "%*d,%lf", &loss[r][s]) == 1, "%s line %d", path, s + 2);
-            line = strchr(line + 1, '\n');
-        }
-        free(text);
-    }
+    double loss[2][48], learned = 0, still = 0;
+    snprintf(path, sizeof path, "%s/train", out_dir);
+    CHECK_MSG(test_read_losses(path, loss[0], 48) == 48, "%s/loss.csv", path);
+    CHECK_MSG(test_read_losses(frozen, loss[1], 48) == 48, "%s/loss.csv", frozen);
     CHECK_MSG(loss[0][0] == loss[1][0], "step 1 differs between the demo's run and the control: %g vs %g", loss[0][0],
               loss[1][0]);
-    for (int s = 16; s < 24; s++) learned += loss[0][s], still += loss[1][s];
-    CHECK_MSG(learned < still, "the sharpener's loss did not fall: last 8 steps %g, without learning %g", learned, still);
+    for (int s = 24; s < 48; s++) learned += loss[0][s], still += loss[1][s];
+    CHECK_MSG(learned < still, "the sharpener's loss did not fall: last 24 steps %g, without learning %g", learned, still);
     // Running the demo again into the same folder replaces the previous run.
     const char *again[] = {test_dice_bin(tc), "demo", "--model", test_path(tc, "assets/dice-world"), "--out", out_dir,
                            "--train-steps", "2", "--train-images", "8", "--batch", "2", "--prompts", "2", "--seeds",

@@ -84,19 +84,24 @@ DICE_TEST(world_model_configs_parse) {
 
     ScheduleConfig s;
     CHECK_OK(schedule_config_load(&s, asset(tc, "scheduler/scheduler_config.json"), &tc->err));
-    CHECK(s.num_train_timesteps == 1000 && s.beta_schedule == BETA_SQUAREDCOS_CAP_V2 && s.prediction_type == PRED_EPSILON);
+    // v_prediction: an epsilon loss gives the prompt's colours almost no weight (assets/dice-world/README.md).
+    CHECK(s.num_train_timesteps == 1000 && s.beta_schedule == BETA_SQUAREDCOS_CAP_V2 &&
+          s.prediction_type == PRED_V_PREDICTION);
     NoiseSchedule ns;
     CHECK_OK(noise_schedule_init(&ns, &s, &tc->err));
     CHECK(ns.alphas_cumprod[0] > 0.9999f && ns.alphas_cumprod[999] < 1e-4f);
     for (int i = 1; i < 1000; i++) CHECK(ns.alphas_cumprod[i] < ns.alphas_cumprod[i - 1]);
     noise_schedule_free(&ns);
     schedule_config_free(&s);
-    // The samplers read it as `dice sample` does (DDIM keeps its clip_sample: x0 clamped to the pixel range).
+    // The samplers read it as `dice sample` does (DDIM keeps its clip_sample: x0 clamped to the pixel range),
+    // with "trailing" spacing: the first step is at t = 999, pure noise, not at 950 (leading), where the noise's
+    // mean already reads as a background colour.
     const SchedulerKind kinds[3] = {SCHED_DPMSOLVER_MULTISTEP, SCHED_EULER_DISCRETE, SCHED_DDIM};
     for (int k = 0; k < 3; k++) {
         SchedulerConfig sc;
         int rc = scheduler_config_load(&sc, kinds[k], asset(tc, "scheduler/scheduler_config.json"), &tc->err);
-        bool ok = sc.schedule.beta_schedule == BETA_SQUAREDCOS_CAP_V2 && (kinds[k] != SCHED_DDIM || sc.clip_sample);
+        bool ok = sc.schedule.beta_schedule == BETA_SQUAREDCOS_CAP_V2 && (kinds[k] != SCHED_DDIM || sc.clip_sample) &&
+                  sc.timestep_spacing == SPACING_TRAILING && sc.schedule.prediction_type == PRED_V_PREDICTION;
         scheduler_config_free(&sc);
         CHECK_OK(rc);
         CHECK(ok);
