@@ -41,7 +41,7 @@ DICE_TEST(demo_shortened_writes_every_file_and_the_sharpener_learns) {
     // The sharpener's loss fell: its losses over the last 24 of 48 steps are below those of the same 48 batches,
     // timesteps and noise with a sharpener that does not learn (lr 1e-12: `dice train` on the demo's shards with
     // the demo's settings and seed), step by step the same draws, so the comparison is free of their noise.
-    // Measured on the shipped v-prediction model (2026-11-26): the loss is dominated by the rare high-noise
+    // Measured on the 6,000-step v-prediction model (2026-11-26): the loss is dominated by the rare high-noise
     // draws, and a short run learns only at a small learning rate: last 8 of 24 steps against the control, seeds
     // 0-3, lr 3e-4: 0.998 0.996 0.994 0.992; lr 3e-3: 1.002 1.000 1.002 0.997, its first 8 steps up to 1.06.
     // Last 24 of 48 steps at lr 3e-4, seed 0: 0.992.
