@@ -13,8 +13,10 @@
 //   affines (1, 0) and the embedding tables (normal(0, 1), models/init.h) keep their initial values.
 //   EMA of the trained weights: ema = d ema + (1 - d) p with d = min(ema_decay, (1 + step) / (10 + step)).
 //
-// Random numbers: Philox streams of `seed` (nn/philox.h), addressed by the global sample index, so a run
-// is reproducible bit for bit on the CPU and a resumed run continues exactly.
+// Random numbers: Philox streams of `seed` (nn/philox.h), addressed by the global sample index i = step * B + j,
+// so a run is reproducible bit for bit on the CPU and a resumed run continues exactly: philox_uniform4(seed, i)
+// gives u0 (caption dropout when < uncond_prob) and u1 (t = floor(u1 T)); the noise is the normal stream of
+// seed ^ 0x6e6f697365 ("noise") at offset i * WORLD_PIXELS.
 //
 // Output folder (a complete diffusers pipeline, loadable like any downloaded model):
 //   model_index.json, scheduler/, tokenizer/, text_encoder/config.json, unet/config.json   copied
