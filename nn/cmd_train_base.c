@@ -33,6 +33,8 @@ static const char usage[] =
     "  --uncond-prob P      caption dropout to the empty prompt (0.15)\n"
     "  --ema X              EMA decay of the saved weights, 0 for none (0.999)\n"
     "  --save-every N       write the folder's weights and the training state every N steps, 0: at the end (250)\n"
+    "  --keep-every N       also keep the weights of every N-th step as OUT/step-NNNNNN/, a pipeline folder\n"
+    "                       of its own (for choosing a checkpoint afterwards), 0: none (0)\n"
     "  --save-dtype f16|bf16|f32   dtype of the saved weights (f16)\n"
     "  --seed N             initialisation, data order, caption dropout, timesteps and noise (0)\n"
     "  --device cpu|cuda    where to train (cpu)\n"
@@ -75,6 +77,7 @@ static int parse_args(int argc, char **argv, BaseTrainOptions *o) {
         else if (!strcmp(a, "--out")) o->out = v;
         else if (!strcmp(a, "--steps")) rc = parse_i64(a, v, 0, &o->steps);
         else if (!strcmp(a, "--save-every")) rc = parse_i64(a, v, 0, &o->save_every);
+        else if (!strcmp(a, "--keep-every")) rc = parse_i64(a, v, 0, &o->keep_every);
         else if (!strcmp(a, "--batch")) {
             rc = parse_i64(a, v, 1, &n);
             o->batch = n < (1 << 16) ? (int)n : 0;  // 0 is refused by the trainer's checks

@@ -11,9 +11,9 @@
 #   OUT_DIR/run.sh build/gpu/test_dice --cuda-only        # make test-gpu
 #   OUT_DIR/run.sh build/bench/unet --iters 10
 #   OUT_DIR/run.sh build/dice train-base --device cuda ...
-# run.sh unpacks once (with Python's tarfile: no xz needed there), puts the bundled libraries, the CUDA
-# toolkit's and the cuDNN / NCCL of PyTorch's nvidia wheels (when present) on LD_LIBRARY_PATH, sets DICE_BIN
-# and runs the command from the repository root. The build goes to build-gpu-bundle/, so build/ is untouched.
+# run.sh unpacks once (with Python's tarfile: no xz needed there; commands started at once do not race), puts
+# the bundled libraries, the CUDA toolkit's and the cuDNN / NCCL of PyTorch's nvidia wheels (when present) on
+# LD_LIBRARY_PATH, sets DICE_BIN and runs the command from the repository root. The build goes to build-gpu-bundle/, so build/ is untouched.
 set -euo pipefail
 out=${1:?usage: scripts/bundle_gpu.sh OUT_DIR [CUDA_ARCH]}
 arch=${2:-90}
@@ -47,8 +47,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 cd "$here/.."
 while [ ! -f Makefile ] && [ "$PWD" != / ]; do cd ..; done
 x=$here/unpacked
-if [ ! -d "$x" ]; then
-    python3 -c "import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])" "$here/dice-gpu.tar.xz" "$x"
+if [ ! -d "$x" ]; then  # unpack beside it, then rename: several commands started at once must not race
+    tmp=$(mktemp -d "$here/unpacking.XXXXXX")
+    python3 -c "import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])" "$here/dice-gpu.tar.xz" "$tmp"
+    mv -T "$tmp" "$x" 2>/dev/null || rm -rf "$tmp"  # another command unpacked first
 fi
 sp=$(python3 -c 'import site; print(site.getsitepackages()[0])' 2>/dev/null || true)
 export LD_LIBRARY_PATH=$x/lib:/usr/local/cuda/lib64:$sp/nvidia/cudnn/lib:$sp/nvidia/nccl/lib:${LD_LIBRARY_PATH:-}

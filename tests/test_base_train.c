@@ -154,7 +154,7 @@ DICE_TEST(base_train_resume_is_bit_exact_and_loss_falls) {
     snprintf(resumed, sizeof resumed, "%s/resumed", test_tmpdir(tc));
     BaseTrainOptions o;
     options(&o, model, straight, 8);
-    o.lr = 3e-3;
+    o.lr = 3e-3, o.keep_every = 4;
     CHECK_OK(base_train(&o, &tc->err));
     options(&o, model, resumed, 5);
     o.lr = 3e-3;
@@ -177,6 +177,29 @@ DICE_TEST(base_train_resume_is_bit_exact_and_loss_falls) {
         st_close(&a);
         st_close(&b);
     }
+    // keep_every 4: step-000004/ and step-000008/ are pipelines; the last holds the final weights.
+    for (int k = 1; k <= 8; k++) {
+        struct stat st;
+        snprintf(path, sizeof path, "%s/step-%06d/unet/diffusion_pytorch_model.safetensors", straight, k);
+        CHECK_MSG((stat(path, &st) == 0) == (k % 4 == 0), "%s", path);
+    }
+    char *x, *y;
+    size_t nx, ny;
+    for (int i = 1; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/%s", straight, files[i]);
+        CHECK_OK(dice_read_file(path, 1 << 26, &x, &nx, &tc->err));
+        snprintf(path, sizeof path, "%s/step-000008/%s", straight, files[i]);
+        CHECK_OK(dice_read_file(path, 1 << 26, &y, &ny, &tc->err));
+        CHECK_MSG(nx == ny && !memcmp(x, y, nx), "step-000008/%s differs from the final %s", files[i], files[i]);
+        free(x);
+        free(y);
+    }
+    DiceCtx ctx;
+    ctx_init_cpu(&ctx);
+    SdModel m;
+    snprintf(path, sizeof path, "%s/step-000004", straight);
+    CHECK_OK(sd_model_open(&m, path, NULL, &ctx, SD_LOAD_ALL, &tc->err));
+    sd_model_close(&m);
     // loss.csv of the resumed run: 8 steps, the same losses; the last ones below the first ones.
     double loss[2][9];
     CHECK(test_read_losses(straight, loss[0], 9) == 8 && test_read_losses(resumed, loss[1], 9) == 8);
@@ -278,6 +301,9 @@ DICE_TEST(base_train_errors_are_clear) {
     options(&o, model, out, 1);
     o.uncond_prob = 1.5;
     CHECK_FAILS_WITH(base_train(&o, &tc->err), "uncond_prob in [0, 1]");
+    options(&o, model, out, 1);
+    o.keep_every = -1;
+    CHECK_FAILS_WITH(base_train(&o, &tc->err), "keep_every >= 0");
     options(&o, "/nonexistent/model", out, 1);
     CHECK_FAILS_WITH(base_train(&o, &tc->err), "/nonexistent/model/tokenizer");
     options(&o, model, out, 1);

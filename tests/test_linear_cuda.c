@@ -5,10 +5,13 @@
 // empty inputs on both devices.
 //
 // Tolerances (relative norm error against CPU f32 on the same bf16-rounded inputs):
-//   bf16 output: 1e-2 — one rounding of each output to bf16 (8 significant bits: <= 2^-9 relative);
+//   bf16 output: 1e-2 — one rounding of each output to bf16 (8 significant bits: <= 2^-9 relative); for
+//                cuBLASLt's epilogues, whose bf16 path rounds A.B before the bias and activation, the
+//                reference rounds there too (check_one_gemm);
 //   f32 output:  1e-5 — bf16 x bf16 products are exact in fp32, f32 x f32 ones round alike: only the
 //                summation order differs (K <= 77 terms);
 //   op layer bf16: 2e-2 — backward chains two or three bf16 roundings (dz, then dx / dW / db).
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,7 +65,31 @@ static void check_one_gemm(TestCtx *tc, CudaTestEnv *e, uint64_t *rng, const int
     GemmArgs r = g;
     r.a = a.ref.data, r.b = b.ref.data, r.c = c_ref.data, r.bias = bias ? bs.ref.data : NULL;
     r.in = r.out = DT_F32;
-    CHECK_OK(gemm_cpu(&r, &tc->err));
+    bool epilogue_after_rounding = out == DT_BF16 && (bias || act != GEMM_ACT_NONE) &&
+                                   ((GemmHandle *)gpu->gemm)->backend == GEMM_BACKEND_CUBLASLT;
+    if (epilogue_after_rounding) {
+        // cuBLASLt's bf16 epilogue rounds A.B to bf16 before it adds the bias and applies the activation (H100,
+        // 2026-11-26: a = 0.76953125, b = -0.65625, bias = 0.5078125, GELU-tanh gave 0.001955 = gelu(0.00390625),
+        // where the exact pre-activation is 0.0028076 and A.B rounds to -0.50390625): under cancellation the
+        // output is not within one rounding of the exact one. The reference does the same: A.B in f32, rounded
+        // to bf16, then the epilogue as a GEMM with the identity (K = N), which adds the bias and applies act.
+        r.bias = NULL, r.act = GEMM_ACT_NONE;
+        CHECK_OK(gemm_cpu(&r, &tc->err));
+        CHECK_OK(test_round_to(&e->cpu, &e->host, &c_ref, DT_BF16, NULL, &tc->err));
+        Tensor eye, c_epi;
+        int64_t nn = N * N;
+        CHECK_OK(arena_tensor(&e->host, &eye, DT_F32, 1, &nn, &tc->err));
+        CHECK_OK(arena_tensor(&e->host, &c_epi, DT_F32, 1, &c_n, &tc->err));
+        memset(eye.data, 0, (size_t)nn * sizeof(float));
+        for (int64_t i = 0; i < N; i++) ((float *)eye.data)[i * N + i] = 1.0f;
+        GemmArgs epi = {.M = M, .N = N, .K = N, .batch = batch, .a = c_ref.data, .b = eye.data, .c = c_epi.data,
+                        .bias = bias ? bs.ref.data : NULL, .lda = ldc, .ldb = N, .ldc = ldc, .stride_a = M * ldc,
+                        .stride_b = 0, .stride_c = M * ldc, .in = DT_F32, .out = DT_F32, .act = act};
+        CHECK_OK(gemm_cpu(&epi, &tc->err));
+        c_ref = c_epi;
+    } else {
+        CHECK_OK(gemm_cpu(&r, &tc->err));
+    }
     CHECK_OK(tensor_to(gpu, &e->host, &c_back, &c_dev, DT_F32, &tc->err));
     const float *cb = c_back.data;
     for (int64_t z = 0; z < batch; z++)
@@ -154,6 +181,29 @@ static void check_linear_op(TestCtx *tc, GemmBackend backend) {
                     rel_y = rel;
                     CHECK_MSG(rel <= tol, "%s linear %s act %s record %d: forward relative error %.3g",
                               gemm_backend_name(backend), dtype_name(dtype), gemm_act_name(all_acts[ai]), record, rel);
+                    if (record && all_acts[ai] == GEMM_ACT_RELU) {
+                        // Where the two forwards' ReLU masks differ, the pre-activation lies within rounding of 0
+                        // (cuBLASLt's bf16 RELU_BIAS epilogue adds the bias after rounding the product): either
+                        // mask is right. Check that each such output is that small, then give it no upstream
+                        // gradient, so that the gradients compared do not depend on the ambiguous masks.
+                        Tensor yh;
+                        CHECK_OK(tensor_to(&e.gpu, &e.host, &yh, &gy->value, DT_F32, &tc->err));
+                        const float *g = yh.data, *c = cy->value.data;
+                        float *dy = dyr.data, ymax = 0;
+                        int64_t n = tensor_numel(&yh), flips = 0;
+                        for (int64_t i = 0; i < n; i++) ymax = fmaxf(ymax, fabsf(c[i]));
+                        for (int64_t i = 0; i < n; i++)
+                            if ((g[i] > 0) != (c[i] > 0)) {
+                                CHECK_MSG(fmaxf(g[i], c[i]) <= ymax / 128, "%s linear %s relu shape %d: output %lld is "
+                                          "%g on the GPU and %g on the CPU (largest %g): not a rounding of 0",
+                                          gemm_backend_name(backend), dtype_name(dtype), si, (long long)i, g[i], c[i],
+                                          ymax);
+                                dy[i] = 0, flips++;
+                            }
+                        CHECK_MSG(flips * 100 <= n, "%s linear %s relu shape %d: %lld of %lld ReLU masks differ",
+                                  gemm_backend_name(backend), dtype_name(dtype), si, (long long)flips, (long long)n);
+                        if (flips) CHECK_OK(tensor_to(&e.gpu, &e.dev, &dyd, &dyr, dtype, &tc->err));
+                    }
                     if (record) {
                         CHECK_OK(graph_backward_from(&gc, cy, &dyr, &tc->err));
                         CHECK_OK(graph_backward_from(&gg, gy, &dyd, &tc->err));
@@ -161,16 +211,11 @@ static void check_linear_op(TestCtx *tc, GemmBackend backend) {
                         double rg[3];
                         for (int v = 0; v < 3; v++)
                             CHECK_OK(cuda_env_rel_err(&e, &gv[v]->grad, &cv[v]->grad, &rg[v], &tc->err));
-                        Tensor yh;  // ReLU masks of the two forwards that disagree
-                        CHECK_OK(tensor_to(&e.gpu, &e.host, &yh, &gy->value, DT_F32, &tc->err));
-                        int64_t flips = 0;
-                        for (int64_t i = 0; i < tensor_numel(&yh); i++)
-                            flips += (((const float *)yh.data)[i] > 0) != (((const float *)cy->value.data)[i] > 0);
                         CHECK_MSG(rg[0] <= tol && rg[1] <= tol && rg[2] <= tol,
                                   "%s linear %s act %s shape %d: gradient relative errors %.3g %.3g %.3g (forward "
-                                  "%.3g, %lld of %lld signs differ)",
+                                  "%.3g)",
                                   gemm_backend_name(backend), dtype_name(dtype), gemm_act_name(all_acts[ai]), si,
-                                  rg[0], rg[1], rg[2], rel_y, (long long)flips, (long long)tensor_numel(&yh));
+                                  rg[0], rg[1], rg[2], rel_y);
                     }
                     graph_free(&gc);
                     graph_free(&gg);

@@ -196,7 +196,7 @@ static int make_params(BaseRun *r, DiceError *err) {
 // ---------------------------------------------------------------- state files
 
 // The folder's shipped weights: each component's manifest, with the EMA in place of the trained tensors.
-static int save_weights(BaseRun *r, DiceError *err) {
+static int save_weights(BaseRun *r, const char *dir, DiceError *err) {
     char path[4096];
     for (int c = 0; c < 2; c++) {
         WeightManifest m = r->comp[c].man;  // shallow: names and tensors are borrowed
@@ -205,7 +205,7 @@ static int save_weights(BaseRun *r, DiceError *err) {
         memcpy(m.entries, r->comp[c].man.entries, (size_t)m.n * sizeof *m.entries);
         for (int k = 0; k < r->n_trained && r->o->ema_decay > 0; k++)
             if (r->trained[k].comp == c) m.entries[r->trained[k].entry].out = &r->trained[k].ema;
-        snprintf(path, sizeof path, "%s/%s/%s", r->o->out, r->comp[c].dir, r->comp[c].weights_file);
+        snprintf(path, sizeof path, "%s/%s/%s", dir, r->comp[c].dir, r->comp[c].weights_file);
         int rc = weights_save(&m, &r->ctx, path, r->o->save_dtype, err);
         free(m.entries);
         DICE_TRY(rc);
@@ -331,7 +331,8 @@ static int load_state(BaseRun *r, DiceError *err) {
 }
 
 // Copies the configs and tokenizer files into the output folder.
-static int copy_configs(BaseRun *r, DiceError *err) {
+// The configs and tokenizer of --model into the pipeline folder `dir` (created).
+static int copy_configs(BaseRun *r, const char *dir, DiceError *err) {
     static const char *const files[] = {"model_index.json", "scheduler/scheduler_config.json",
                                         "text_encoder/config.json", "unet/config.json", "tokenizer/vocab.json",
                                         "tokenizer/merges.txt", "tokenizer/tokenizer_config.json",
@@ -339,12 +340,12 @@ static int copy_configs(BaseRun *r, DiceError *err) {
     static const char *const dirs[] = {"scheduler", "text_encoder", "unet", "tokenizer"};
     char src[4096], dst[4096];
     for (int i = 0; i < 4; i++) {
-        snprintf(dst, sizeof dst, "%s/%s", r->o->out, dirs[i]);
+        snprintf(dst, sizeof dst, "%s/%s", dir, dirs[i]);
         DICE_TRY(dice_make_dirs(dst, err));
     }
     for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
         snprintf(src, sizeof src, "%s/%s", r->o->model, files[i]);
-        snprintf(dst, sizeof dst, "%s/%s", r->o->out, files[i]);
+        snprintf(dst, sizeof dst, "%s/%s", dir, files[i]);
         if (!strcmp(src, dst)) continue;
         if (!file_exists(src) && strstr(files[i], "special_tokens_map")) continue;  // optional in transformers
         DICE_TRY(dice_copy_file(src, dst, (size_t)64 << 20, err));
@@ -452,12 +453,20 @@ static int train_step(BaseRun *r, double *loss_out, DiceError *err) {
 
 static int checkpoint(BaseRun *r, DiceError *err) {
     char csv[4096], png[4096];
-    DICE_TRY(save_weights(r, err));
+    DICE_TRY(save_weights(r, r->o->out, err));
     DICE_TRY(save_state(r, err));
     snprintf(csv, sizeof csv, "%s/loss.csv", r->o->out);
     snprintf(png, sizeof png, "%s/loss.png", r->o->out);
     if (!r->step) return 0;  // nothing to plot before the first step
     return train_loss_plot(csv, png, "base model (UNet + text encoder)", err);
+}
+
+// OUT/step-NNNNNN: a pipeline folder of its own with the weights of this step (--keep-every).
+static int keep_snapshot(BaseRun *r, DiceError *err) {
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/step-%06lld", r->o->out, (long long)r->step);
+    DICE_TRY(copy_configs(r, dir, err));
+    return save_weights(r, dir, err);
 }
 
 static double now_s(void) {
@@ -470,8 +479,9 @@ static int run(BaseRun *r, DiceError *err) {
     const BaseTrainOptions *o = r->o;
     DICE_CHECK(err, o->model && o->out, "base training needs a model folder and an output folder");
     DICE_CHECK(err, o->batch >= 1 && o->steps >= 0 && o->uncond_prob >= 0 && o->uncond_prob <= 1 &&
-                        o->ema_decay >= 0 && o->ema_decay < 1 && o->lr > 0,
-               "bad settings: batch >= 1, steps >= 0, uncond_prob in [0, 1], ema_decay in [0, 1), lr > 0");
+                        o->ema_decay >= 0 && o->ema_decay < 1 && o->lr > 0 && o->save_every >= 0 && o->keep_every >= 0,
+               "bad settings: batch >= 1, steps >= 0, uncond_prob in [0, 1], ema_decay in [0, 1), lr > 0, "
+               "save_every and keep_every >= 0");
     if (o->device == DEV_CUDA) DICE_TRY(ctx_init_cuda(&r->ctx, 0, err));
     else ctx_init_cpu(&r->ctx);
     r->ctx_open = true;
@@ -485,7 +495,7 @@ static int run(BaseRun *r, DiceError *err) {
     DICE_TRY(load_models(r, err));
     DICE_TRY(make_params(r, err));
     if (o->resume) DICE_TRY(load_state(r, err));
-    DICE_TRY(copy_configs(r, err));
+    DICE_TRY(copy_configs(r, o->out, err));
     size_t n = (size_t)o->batch * WORLD_PIXELS;
     r->x0 = malloc(n * sizeof *r->x0), r->target = malloc(n * sizeof *r->target), r->xt = malloc(n * sizeof *r->xt);
     r->ts = malloc((size_t)o->batch * sizeof *r->ts);
@@ -521,6 +531,7 @@ static int run(BaseRun *r, DiceError *err) {
             fflush(csv);
             rc = checkpoint(r, err);
         }
+        if (!rc && o->keep_every && r->step % o->keep_every == 0) rc = keep_snapshot(r, err);
     }
     if (fclose(csv) && !rc) rc = DICE_FAIL(err, "%s: write error", csv_path);
     if (!rc) rc = checkpoint(r, err);

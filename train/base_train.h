@@ -24,6 +24,7 @@
 //       weights when ema_decay is 0), in save_dtype (f16 keeps the shipped model small)
 //   train_state.safetensors   f32 weights, EMA, AdamW moments and the step, for --resume
 //   loss.csv (step,loss,lr,seconds), loss.png
+//   step-NNNNNN/   with keep_every: the saved weights of that step in a pipeline folder of their own
 // Devices: the CPU trains in f32; CUDA runs both networks in bf16 (the kernels' dtype) on bf16 working copies
 // of f32 master weights (Param.working, nn/autograd.h): gradients are collected into f32, AdamW and the EMA
 // update the f32 masters, which are rounded back into the working copies after every step.
@@ -50,6 +51,7 @@ typedef struct BaseTrainOptions {
     double ema_decay;         // 0: no EMA
     uint64_t seed;            // initialisation (when the model folder has no weights), data and noise
     int64_t save_every;       // 0: at the end only
+    int64_t keep_every;       // also keep the weights of every N-th step as out/step-NNNNNN/ (a pipeline folder); 0: none
     DType save_dtype;         // of the shipped weights: DT_F32, DT_F16 or DT_BF16
     Device device;            // DEV_CPU (f32) or DEV_CUDA (bf16 model, f32 master weights, AdamW and EMA)
     bool resume;              // continue from out/train_state.safetensors
