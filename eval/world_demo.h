@@ -32,7 +32,7 @@ typedef struct WorldDemoOptions {
     int n_train;                // images in the sharpener's training shards (1024)
     int64_t train_steps;        // sharpener optimiser steps (400)
     int batch;                  // sharpener global batch (8)
-    double lr;                  // sharpener learning rate (1e-3)
+    double lr;                  // sharpener learning rate (2e-4, the paper's)
     double guidance;            // CFG scale of the teacher and of the CFG row (5)
     int n_prompts;              // prompts sampled, half seen and half held out (16)
     int seeds_per_prompt;       // images per prompt and method (4)

@@ -25,7 +25,7 @@ static const char usage[] =
     "  --train-steps N      sharpener optimiser steps (400)\n"
     "  --train-images N     images in the sharpener's training shards (1024)\n"
     "  --batch N            sharpener batch (8)\n"
-    "  --lr X               sharpener learning rate (1e-3)\n"
+    "  --lr X               sharpener learning rate (2e-4, the paper's)\n"
     "  --guidance W         CFG scale of the teacher and the CFG row (5)\n"
     "  --prompts N          prompts, half seen in training and half held out (16)\n"
     "  --seeds N            images per prompt and method (4)\n"
