@@ -1,7 +1,7 @@
 // tests/test_shards.c — HDF5 training shards (data/shards.h): round trips through the writer and
-// reader, the golden shard written by h5py, atomic writes, and one test per kind of damage (truncated
-// files, flipped bytes, missing datasets or attributes, wrong dtypes, ranks and shapes, unsupported
-// versions), each giving a one-line error naming the shard and nothing on stderr; datasets of shards.
+// reader, the golden shard written by h5py, atomic writes, damaged files (truncated, flipped bytes), each
+// giving a one-line error naming the shard and nothing on stderr; datasets of shards. Shards crafted with the
+// HDF5 API to get one thing wrong: tests/test_shards_crafted.c.
 //
 // The rows hold a test pattern computed from the row's number g (the same formulas as in
 // scripts/golden_shards.py, which checks C-written shards with h5py: run the round trip with
@@ -19,6 +19,7 @@
 #include "data/shards.h"
 #include "nn/dtype.h"
 #include "test.h"
+#include "tests/shards_checks.h"
 
 #define GOLDEN "tests/golden/shards_h5py.h5"
 #define PATTERN_MODEL "test-pattern"
@@ -117,48 +118,9 @@ static void check_pattern(TestCtx *tc, Shard *s, int64_t row0, int64_t n, int64_
     free(ids);
 }
 
-static void path_in(TestCtx *tc, char *out, size_t cap, const char *name) {
-    snprintf(out, cap, "%s/%s", test_tmpdir(tc), name);
-}
-
 static int file_exists(const char *path) {
     struct stat st;
     return stat(path, &st) == 0;
-}
-
-// ---------------------------------------------------------------- stderr must stay empty
-
-// Sends stderr to a file until stderr_end, which fails the test if anything was written there.
-static int stderr_begin(TestCtx *tc, char *path, size_t cap) {
-    path_in(tc, path, cap, "stderr.txt");
-    fflush(stderr);
-    int saved = dup(2);
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (saved < 0 || fd < 0) return -1;
-    dup2(fd, 2);
-    close(fd);
-    return saved;
-}
-
-static void stderr_end(TestCtx *tc, int saved, const char *path) {
-    fflush(stderr);
-    dup2(saved, 2);
-    close(saved);
-    FILE *fp = fopen(path, "rb");
-    CHECK(fp);
-    char text[400] = "";
-    size_t got = fread(text, 1, sizeof text - 1, fp);
-    fclose(fp);
-    CHECK_MSG(got == 0, "something was printed on stderr: %s", text);
-}
-
-// shard_open(path) must fail with a one-line message naming the file and containing `substring`.
-static void check_open_fails(TestCtx *tc, const char *path, const char *substring) {
-    Shard *s = (Shard *)1;
-    CHECK_FAILS_WITH(shard_open(&s, path, &tc->err), substring);
-    CHECK(s == NULL);
-    CHECK_MSG(strstr(tc->err.msg, path) != NULL, "message '%s' does not name %s", tc->err.msg, path);
-    CHECK_MSG(!strchr(tc->err.msg, '\n'), "message '%s' is more than one line", tc->err.msg);
 }
 
 // ---------------------------------------------------------------- round trips
@@ -234,7 +196,7 @@ DICE_TEST(shards_round_trip) {
 // come back as the float16 nearest to them.
 DICE_TEST(shards_logvar_is_float16) {
     char path[512];
-    path_in(tc, path, sizeof path, "shard_00000.h5");
+    shard_test_path(tc, path, sizeof path, "shard_00000.h5");
     ShardInfo info = pattern_info(1, 1, 4, 1);
     float mean[4] = {0}, logvar[4] = {0.1f, -17.3f, 1e-6f, 19.99f}, back[4];
     int32_t token = 0;
@@ -273,7 +235,7 @@ DICE_TEST(shards_golden_h5py) {
 
 DICE_TEST(shards_writer_is_atomic) {
     char path[512], tmp[600];
-    path_in(tc, path, sizeof path, "shard_00000.h5");
+    shard_test_path(tc, path, sizeof path, "shard_00000.h5");
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
     ShardInfo info = pattern_info(2, 2, 3, 4);
     float mean[12], logvar[12];
@@ -302,9 +264,9 @@ DICE_TEST(shards_writer_is_atomic) {
 
 DICE_TEST(shards_writer_rejects_bad_input) {
     char path[512], tmp[600], serr[600];
-    path_in(tc, path, sizeof path, "shard_00000.h5");
+    shard_test_path(tc, path, sizeof path, "shard_00000.h5");
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    int saved = stderr_begin(tc, serr, sizeof serr);
+    int saved = shard_stderr_begin(tc, serr, sizeof serr);
     CHECK(saved >= 0);
     ShardInfo info = pattern_info(2, 2, 3, 4);
     ShardWriter *w = (ShardWriter *)1;
@@ -352,7 +314,7 @@ DICE_TEST(shards_writer_rejects_bad_input) {
     CHECK_OK(shard_open(&s, path, &tc->err));
     CHECK(shard_info(s)->n_rows == 1);  // the rejected rows left nothing behind
     shard_close(s);
-    stderr_end(tc, saved, serr);
+    shard_stderr_end(tc, saved, serr);
 }
 
 // ---------------------------------------------------------------- damaged files
@@ -387,25 +349,25 @@ static int flip_byte(const char *path, long offset, int mask) {
 
 // A pattern shard of n rows at tmpdir/name.
 static int make_shard(TestCtx *tc, char *path, size_t cap, const char *name, int64_t n) {
-    path_in(tc, path, cap, name);
+    shard_test_path(tc, path, cap, name);
     ShardInfo info = pattern_info(4, 4, 4, 6);
     return write_pattern(tc, path, &info, 0, n);
 }
 
 DICE_TEST(shards_truncated) {
     char good[512], cut[512], serr[600];
-    int saved = stderr_begin(tc, serr, sizeof serr);
+    int saved = shard_stderr_begin(tc, serr, sizeof serr);
     CHECK(saved >= 0);
     CHECK_OK(make_shard(tc, good, sizeof good, "good.h5", 20));
-    path_in(tc, cut, sizeof cut, "cut.h5");
+    shard_test_path(tc, cut, sizeof cut, "cut.h5");
     long size = file_size(good);
     long lengths[] = {size / 2, size - 1, size * 9 / 10, 100, 8, 0};
     for (int i = 0; i < 6; i++) {
         CHECK(copy_prefix(good, cut, lengths[i]) == 0);
-        check_open_fails(tc, cut, lengths[i] > 100 ? "truncated file" : "H5Fopen");
+        shard_check_open_fails(tc, cut, lengths[i] > 100 ? "truncated file" : "H5Fopen");
         if (tc->failed) return;
     }
-    stderr_end(tc, saved, serr);
+    shard_stderr_end(tc, saved, serr);
 }
 
 // The file address and size of chunk `index` of a dataset (read with the HDF5 API directly).
@@ -429,13 +391,13 @@ static int chunk_location(const char *path, const char *dataset, hsize_t index, 
 // row fails to read with HDF5's checksum message, the other rows still read, and verification fails.
 DICE_TEST(shards_flipped_data_byte) {
     char path[512], serr[600];
-    int saved = stderr_begin(tc, serr, sizeof serr);
+    int saved = shard_stderr_begin(tc, serr, sizeof serr);
     CHECK(saved >= 0);
     CHECK_OK(make_shard(tc, path, sizeof path, "shard.h5", 5));
     const char *names[] = {"latent_mean", "latent_logvar", "token_ids", "image_ids"};
     for (int i = 0; i < 4; i++) {
         char copy[512];
-        path_in(tc, copy, sizeof copy, "flipped.h5");
+        shard_test_path(tc, copy, sizeof copy, "flipped.h5");
         CHECK(copy_prefix(path, copy, file_size(path)) == 0);
         long addr, size;
         CHECK(chunk_location(copy, names[i], i < 2 ? 2 : 0, &addr, &size) == 0 && size > 4);
@@ -456,7 +418,7 @@ DICE_TEST(shards_flipped_data_byte) {
         CHECK_FAILS_WITH(shard_verify(s, &tc->err), names[i]);
         shard_close(s);
     }
-    stderr_end(tc, saved, serr);
+    shard_stderr_end(tc, saved, serr);
 }
 
 // Random bit flips anywhere in a shard: opening and verifying it either fails with a one-line message
@@ -464,10 +426,10 @@ DICE_TEST(shards_flipped_data_byte) {
 // Never a crash, never anything on stderr.
 DICE_TEST(shards_random_flips) {
     char path[512], copy[512], serr[600];
-    int saved = stderr_begin(tc, serr, sizeof serr);
+    int saved = shard_stderr_begin(tc, serr, sizeof serr);
     CHECK(saved >= 0);
     CHECK_OK(make_shard(tc, path, sizeof path, "shard.h5", 9));
-    path_in(tc, copy, sizeof copy, "flipped.h5");
+    shard_test_path(tc, copy, sizeof copy, "flipped.h5");
     long size = file_size(path);
     uint64_t rng = tc->seed;
     int failed = 0;
@@ -496,228 +458,9 @@ DICE_TEST(shards_random_flips) {
         shard_close(s);
     }
     CHECK(failed > 100);  // most bytes of a shard are checked data or metadata
-    stderr_end(tc, saved, serr);
+    shard_stderr_end(tc, saved, serr);
 }
 
-// ---------------------------------------------------------------- shards made with the HDF5 API directly
-
-// What to get wrong in a crafted shard (zero fields: as the format says). Values are all zero, captions
-// "x"; the latent is (2, 2, 3), 4 tokens, 2 rows.
-typedef struct Craft {
-    const char *skip_dataset, *skip_attr;
-    const char *group_instead;     // a group of this name instead of the dataset
-    hid_t mean_type, logvar_type, token_type, id_type, caption_type;
-    int vlen_captions, space_padded;
-    int zero_rows;                 // every dataset with 0 rows
-    hsize_t rows[5];               // rows of latent_mean, latent_logvar, token_ids, captions, image_ids
-    hsize_t logvar_c;              // channels of latent_logvar
-    int token_rank;
-    int64_t version;
-    const char *layout;
-    int scaling_as_string;
-} Craft;
-
-static int craft_dataset(hid_t file, const char *name, hid_t type, int rank, const hsize_t *dims, const Craft *c) {
-    if (c->skip_dataset && strcmp(c->skip_dataset, name) == 0) return 0;
-    if (c->group_instead && strcmp(c->group_instead, name) == 0) {
-        hid_t g = H5Gcreate2(file, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-        return g >= 0 && H5Gclose(g) >= 0 ? 0 : -1;
-    }
-    hid_t space = H5Screate_simple(rank, dims, NULL);
-    hid_t d = H5Dcreate2(file, name, type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    hsize_t count = 1;
-    for (int k = 0; k < rank; k++) count *= dims[k];
-    size_t bytes = (size_t)count * H5Tget_size(type) + 1;
-    char *buf = calloc(bytes, 1);
-    int rc = (space >= 0 && d >= 0 && buf) ? 0 : -1;
-    if (!rc && H5Tget_class(type) == H5T_STRING) {
-        if (H5Tis_variable_str(type) > 0)
-            for (hsize_t k = 0; k < count; k++) ((const char **)(void *)buf)[k] = "x";
-        else
-            for (hsize_t k = 0; k < count; k++) buf[k * H5Tget_size(type)] = 'x';
-    }
-    if (!rc && count > 0 && H5Dwrite(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) rc = -1;
-    free(buf);
-    if (d >= 0) H5Dclose(d);
-    if (space >= 0) H5Sclose(space);
-    return rc;
-}
-
-static int craft_attr(hid_t file, const char *name, hid_t type, const void *value, const Craft *c) {
-    if (c->skip_attr && strcmp(c->skip_attr, name) == 0) return 0;
-    hid_t space = H5Screate(H5S_SCALAR);
-    hid_t a = H5Acreate2(file, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
-    int rc = (a >= 0 && H5Awrite(a, type, value) >= 0) ? 0 : -1;
-    if (a >= 0) H5Aclose(a);
-    H5Sclose(space);
-    return rc;
-}
-
-static int craft_str_attr(hid_t file, const char *name, const char *value, const Craft *c) {
-    hid_t t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, H5T_VARIABLE);
-    int rc = craft_attr(file, name, t, &value, c);
-    H5Tclose(t);
-    return rc;
-}
-
-static int craft_shard(const char *path, const Craft *c) {
-    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (f < 0) return -1;
-    int64_t version = c->version ? c->version : 1, image_size = 16;
-    double scaling = 0.18215;
-    hid_t half = H5Tcopy(H5T_IEEE_F32LE);
-    H5Tset_fields(half, 15, 10, 5, 0, 10);
-    H5Tset_size(half, 2);
-    H5Tset_ebias(half, 15);
-    hid_t str = H5Tcopy(H5T_C_S1);
-    H5Tset_size(str, c->vlen_captions ? H5T_VARIABLE : 8);
-    H5Tset_cset(str, H5T_CSET_UTF8);
-    H5Tset_strpad(str, c->space_padded ? H5T_STR_SPACEPAD : H5T_STR_NULLPAD);
-    hsize_t rows[5];
-    for (int k = 0; k < 5; k++) rows[k] = c->zero_rows ? 0 : c->rows[k] ? c->rows[k] : 2;
-    hsize_t mean_dims[4] = {rows[0], 2, 2, 3}, logvar_dims[4] = {rows[1], 2, 2, c->logvar_c ? c->logvar_c : 3};
-    hsize_t token_dims[2] = {rows[2], 4}, caption_dims[1] = {rows[3]}, id_dims[1] = {rows[4]};
-    int rc = craft_attr(f, "format_version", H5T_NATIVE_INT64, &version, c) ||
-             craft_str_attr(f, "latent_layout", c->layout ? c->layout : "NHWC", c) ||
-             craft_str_attr(f, "model", "crafted", c) || craft_str_attr(f, "created_by", "tests", c) ||
-             craft_attr(f, "image_size", H5T_NATIVE_INT64, &image_size, c) ||
-             (c->scaling_as_string ? craft_str_attr(f, "scaling_factor", "0.18215", c)
-                                   : craft_attr(f, "scaling_factor", H5T_NATIVE_DOUBLE, &scaling, c)) ||
-             craft_dataset(f, "latent_mean", c->mean_type ? c->mean_type : H5T_IEEE_F32LE, 4, mean_dims, c) ||
-             craft_dataset(f, "latent_logvar", c->logvar_type ? c->logvar_type : half, 4, logvar_dims, c) ||
-             craft_dataset(f, "token_ids", c->token_type ? c->token_type : H5T_STD_I32LE, c->token_rank ? c->token_rank : 2,
-                           token_dims, c) ||
-             craft_dataset(f, "captions", c->caption_type ? c->caption_type : str, 1, caption_dims, c) ||
-             craft_dataset(f, "image_ids", c->id_type ? c->id_type : H5T_STD_I64LE, 1, id_dims, c);
-    H5Tclose(half);
-    H5Tclose(str);
-    return (H5Fclose(f) >= 0 && rc == 0) ? 0 : -1;
-}
-
-// A crafted shard must fail to open with `substring`.
-static void check_craft_fails(TestCtx *tc, const Craft *c, const char *substring) {
-    char path[512];
-    path_in(tc, path, sizeof path, "crafted.h5");
-    CHECK(craft_shard(path, c) == 0);
-    check_open_fails(tc, path, substring);
-}
-
-#define EXPECT_CRAFT_FAILS(substring, ...)                              \
-    do {                                                                \
-        check_craft_fails(tc, &(Craft){__VA_ARGS__}, (substring));      \
-        if (tc->failed) return;                                         \
-    } while (0)
-
-DICE_TEST(shards_crafted_baseline_opens) {
-    // The crafting itself makes a valid shard (contiguous, unfiltered, variable-length attribute strings):
-    // the failures below are each down to the one thing they change.
-    char path[512];
-    path_in(tc, path, sizeof path, "crafted.h5");
-    CHECK(craft_shard(path, &(Craft){0}) == 0);
-    Shard *s;
-    CHECK_OK(shard_open(&s, path, &tc->err));
-    CHECK(shard_info(s)->n_rows == 2 && shard_info(s)->latent_c == 3 && shard_info(s)->seq_len == 4);
-    CHECK(strcmp(shard_info(s)->model, "crafted") == 0);
-    char *caption;
-    CHECK_OK(shard_read_caption(s, 1, &caption, &tc->err));
-    CHECK(strcmp(caption, "x") == 0);
-    free(caption);
-    CHECK_OK(shard_verify(s, &tc->err));
-    shard_close(s);
-    // A float32 log-variance is read as well.
-    CHECK(craft_shard(path, &(Craft){.logvar_type = H5T_IEEE_F32LE}) == 0);
-    float logvar[2 * 12] = {1};
-    CHECK_OK(shard_open(&s, path, &tc->err));
-    CHECK_OK(shard_read(s, 0, 2, &(ShardRows){.latent_logvar = logvar}, &tc->err));
-    CHECK(logvar[0] == 0 && logvar[23] == 0);
-    shard_close(s);
-}
-
-DICE_TEST(shards_missing_parts) {
-    char serr[600];
-    int saved = stderr_begin(tc, serr, sizeof serr);
-    CHECK(saved >= 0);
-    const char *datasets[] = {"latent_mean", "latent_logvar", "token_ids", "captions", "image_ids"};
-    for (int i = 0; i < 5; i++) {
-        char want[64];
-        snprintf(want, sizeof want, "dataset '%s' is missing", datasets[i]);
-        EXPECT_CRAFT_FAILS(want, .skip_dataset = datasets[i]);
-    }
-    EXPECT_CRAFT_FAILS("'token_ids' is not a dataset", .group_instead = "token_ids");
-    const char *attrs[] = {"format_version", "latent_layout", "model", "created_by", "image_size", "scaling_factor"};
-    for (int i = 0; i < 6; i++) {
-        char want[64];
-        snprintf(want, sizeof want, "attribute '%s' is missing", attrs[i]);
-        EXPECT_CRAFT_FAILS(want, .skip_attr = attrs[i]);
-    }
-    stderr_end(tc, saved, serr);
-}
-
-DICE_TEST(shards_wrong_types) {
-    char serr[600];
-    int saved = stderr_begin(tc, serr, sizeof serr);
-    CHECK(saved >= 0);
-    EXPECT_CRAFT_FAILS("'latent_mean' is float64, expected float32", .mean_type = H5T_IEEE_F64LE);
-    EXPECT_CRAFT_FAILS("'latent_mean' is int32, expected float32", .mean_type = H5T_STD_I32LE);
-    EXPECT_CRAFT_FAILS("'latent_logvar' is uint16, expected float16 or float32", .logvar_type = H5T_STD_U16LE);
-    EXPECT_CRAFT_FAILS("'token_ids' is int64, expected int32", .token_type = H5T_STD_I64LE);
-    EXPECT_CRAFT_FAILS("'token_ids' is uint32, expected int32", .token_type = H5T_STD_U32LE);
-    EXPECT_CRAFT_FAILS("'token_ids' is float32, expected int32", .token_type = H5T_IEEE_F32LE);
-    EXPECT_CRAFT_FAILS("'image_ids' is int32, expected int64", .id_type = H5T_STD_I32LE);
-    EXPECT_CRAFT_FAILS("'captions' holds variable-length strings", .vlen_captions = 1);
-    EXPECT_CRAFT_FAILS("space-padded", .space_padded = 1);
-    EXPECT_CRAFT_FAILS("'captions' is int64, expected fixed-length UTF-8 strings", .caption_type = H5T_STD_I64LE);
-    stderr_end(tc, saved, serr);
-}
-
-DICE_TEST(shards_wrong_shapes) {
-    char serr[600];
-    int saved = stderr_begin(tc, serr, sizeof serr);
-    CHECK(saved >= 0);
-    EXPECT_CRAFT_FAILS("'latent_logvar' has 3 rows but 'latent_mean' has 2", .rows = {2, 3, 2, 2, 2});
-    EXPECT_CRAFT_FAILS("'captions' has 1 rows but 'latent_mean' has 2", .rows = {2, 2, 2, 1, 2});
-    EXPECT_CRAFT_FAILS("'image_ids' has 5 rows", .rows = {2, 2, 2, 2, 5});
-    EXPECT_CRAFT_FAILS("'latent_logvar' has shape (2, 2, 2, 4) but 'latent_mean' has (2, 2, 2, 3)", .logvar_c = 4);
-    EXPECT_CRAFT_FAILS("'token_ids' has 1 dimensions, expected 2", .token_rank = 1);
-    stderr_end(tc, saved, serr);
-}
-
-DICE_TEST(shards_empty_shard) {
-    char serr[600];
-    int saved = stderr_begin(tc, serr, sizeof serr);
-    CHECK(saved >= 0);
-    EXPECT_CRAFT_FAILS("the shard has no rows", .zero_rows = 1);
-    stderr_end(tc, saved, serr);
-}
-
-DICE_TEST(shards_bad_attributes) {
-    char serr[600];
-    int saved = stderr_begin(tc, serr, sizeof serr);
-    CHECK(saved >= 0);
-    EXPECT_CRAFT_FAILS("shard format version 2 is not supported (this program reads version 1)", .version = 2);
-    EXPECT_CRAFT_FAILS("latent layout 'NCHW' is not supported (expected NHWC)", .layout = "NCHW");
-    EXPECT_CRAFT_FAILS("attribute 'scaling_factor' is not a floating-point number", .scaling_as_string = 1);
-    stderr_end(tc, saved, serr);
-}
-
-DICE_TEST(shards_not_a_shard) {
-    char path[512], serr[600];
-    int saved = stderr_begin(tc, serr, sizeof serr);
-    CHECK(saved >= 0);
-    path_in(tc, path, sizeof path, "missing.h5");
-    check_open_fails(tc, path, "cannot open: No such file or directory");
-    check_open_fails(tc, test_tmpdir(tc), "not a regular file");
-    path_in(tc, path, sizeof path, "text.h5");
-    FILE *fp = fopen(path, "w");
-    CHECK(fp && fputs("not an HDF5 file\n", fp) >= 0 && fclose(fp) == 0);
-    check_open_fails(tc, path, "file signature not found");
-    path_in(tc, path, sizeof path, "empty.h5");  // valid HDF5, nothing in it
-    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    CHECK(f >= 0 && H5Fclose(f) >= 0);
-    check_open_fails(tc, path, "attribute 'format_version' is missing");
-    stderr_end(tc, saved, serr);
-}
 
 // ---------------------------------------------------------------- datasets
 
@@ -782,7 +525,7 @@ DICE_TEST(shards_dataset_index) {
 
 DICE_TEST(shards_dataset_errors) {
     char dir[512], serr[600];
-    int saved = stderr_begin(tc, serr, sizeof serr);
+    int saved = shard_stderr_begin(tc, serr, sizeof serr);
     CHECK(saved >= 0);
     ShardDataset ds;
     make_dir(tc, dir, sizeof dir, "empty");
@@ -823,5 +566,5 @@ DICE_TEST(shards_dataset_errors) {
     CHECK(copy_prefix(p1, cut, file_size(p1) / 2) == 0 && rename(cut, p1) == 0);
     CHECK_FAILS_WITH(dataset_open(&ds, dir, &tc->err), "shard_00001.h5: H5Fopen");
     CHECK(strstr(tc->err.msg, "truncated file"));
-    stderr_end(tc, saved, serr);
+    shard_stderr_end(tc, saved, serr);
 }
