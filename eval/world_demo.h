@@ -35,7 +35,7 @@ typedef struct WorldDemoOptions {
     double lr;                  // sharpener learning rate (2e-4, the paper's)
     double guidance;            // CFG scale of the teacher and of the CFG row (5)
     int n_prompts;              // prompts sampled, half seen and half held out (16)
-    int seeds_per_prompt;       // images per prompt and method (4)
+    int seeds_per_prompt;       // images per prompt and method (8)
     int sample_steps;           // DPM-Solver++ steps (20)
     int n_real;                 // real images for the Frechet distance (256)
     uint64_t seed;              // data order, sharpener initialisation and the sampling seeds (0)

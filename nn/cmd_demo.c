@@ -28,7 +28,7 @@ static const char usage[] =
     "  --lr X               sharpener learning rate (2e-4, the paper's)\n"
     "  --guidance W         CFG scale of the teacher and the CFG row (5)\n"
     "  --prompts N          prompts, half seen in training and half held out (16)\n"
-    "  --seeds N            images per prompt and method (4)\n"
+    "  --seeds N            images per prompt and method (8)\n"
     "  --steps N            DPM-Solver++ steps (20)\n"
     "  --real N             real images for the Frechet distance (256)\n"
     "  --seed N             data, sharpener initialisation and sampling seeds (0)\n"
