@@ -139,6 +139,7 @@ static int train_sharpener(Demo *d, const char *data_dir, const char *train_dir,
     t.guidance = d->o->guidance;
     t.alpha = 1;
     t.t_per_sample = true;  // one t per sample: the authors draw one per batch of 128, far noisier at batch 8
+    t.noise_space_loss = d->o->noise_space_loss;
     t.seed = d->o->seed;
     t.save_every = 0;
     t.val_every = 0;

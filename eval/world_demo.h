@@ -39,6 +39,7 @@ typedef struct WorldDemoOptions {
     int sample_steps;           // DPM-Solver++ steps (20)
     int n_real;                 // real images for the Frechet distance (256)
     uint64_t seed;              // data order, sharpener initialisation and the sampling seeds (0)
+    bool noise_space_loss;      // the sharpener's loss on the implied noise (TrainOptions.noise_space_loss)
     bool quiet;
 } WorldDemoOptions;
 

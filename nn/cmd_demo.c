@@ -32,6 +32,8 @@ static const char usage[] =
     "  --steps N            DPM-Solver++ steps (20)\n"
     "  --real N             real images for the Frechet distance (256)\n"
     "  --seed N             data, sharpener initialisation and sampling seeds (0)\n"
+    "  --noise-space-loss   the sharpener's loss on the noise the v outputs imply (the paper's loss); default:\n"
+    "                       on the model's v outputs\n"
     "  --quiet              no progress lines\n";
 
 
@@ -42,6 +44,10 @@ static int parse_args(int argc, char **argv, WorldDemoOptions *o) {
         int rc = 0;
         if (!strcmp(a, "--quiet")) {
             o->quiet = true;
+            continue;
+        }
+        if (!strcmp(a, "--noise-space-loss")) {
+            o->noise_space_loss = true;
             continue;
         }
         if (!v) {

@@ -33,6 +33,8 @@ static const char usage[] =
     "  --alpha A               sharpening strength in training (1)\n"
     "  --loss l1|l2            L1 (SD1.5, default) or squared L2 (SDXL)\n"
     "  --t-per-sample          one timestep per sample (default: one per global batch, as the authors)\n"
+    "  --noise-space-loss      the loss on the noise the UNet's outputs imply (the paper's loss) for v- and\n"
+    "                          x0-prediction models; default: on the raw outputs\n"
     "  --x0-mean               train on the stored latent mean (default: a posterior sample, as the authors)\n"
     "  --negative-prompts FILE one prompt a line; a random one per sample replaces c_null everywhere\n"
     "  --seed N                initialisation, data order and noise (0)\n"
@@ -71,6 +73,7 @@ static int parse_args(int argc, char **argv, TrainOptions *o) {
         int rc = 0;
         bool takes_value = true;
         if (!strcmp(a, "--t-per-sample")) o->t_per_sample = true, takes_value = false;
+        else if (!strcmp(a, "--noise-space-loss")) o->noise_space_loss = true, takes_value = false;
         else if (!strcmp(a, "--x0-mean")) o->x0_mean = true, takes_value = false;
         else if (!strcmp(a, "--resume")) o->resume = true, takes_value = false;
         else if (!strcmp(a, "--checkpoint-blocks")) o->checkpoint_blocks = true, takes_value = false;

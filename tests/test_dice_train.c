@@ -322,7 +322,7 @@ DICE_TEST(dice_train_gradient_matches_finite_differences_f64) {
     DiceMicroBatch mb = grad_batch(tc, &batch);
     uint64_t rng = tc->seed ^ 5;
     for (int loss_kind = 0; loss_kind < 2; loss_kind++) {
-        DiceStepConfig cfg = {5.0, 1.0, loss_kind ? DICE_LOSS_L2 : DICE_LOSS_L1, 3};
+        DiceStepConfig cfg = {5.0, 1.0, loss_kind ? DICE_LOSS_L2 : DICE_LOSS_L1, 3, NULL};
         double loss;
         for (int i = 0; i < SHARPENER_N_PARAMS; i++) CHECK_OK(param_zero_grad(&f.ctx, &f.sh.params[i], &tc->err));
         CHECK_OK(loss_at(&f, &cfg, &mb, true, &loss, &tc->err));
@@ -356,6 +356,65 @@ DICE_TEST(dice_train_gradient_matches_finite_differences_f64) {
     grad_fixture_free(&f);
 }
 
+// DiceStepConfig.noise_space: the loss of a micro-batch is each sample's raw-output loss weighted by f(t)
+// (L1) or f(t)^2 (squared L2), f = sqrt(abar) for v_prediction, sqrt(abar / (1 - abar)) for sample, 1 for
+// epsilon; the gradient is the same weighted sum. Each sample is also run alone with the raw loss, in f64.
+DICE_TEST(dice_train_noise_space_loss_weights_each_sample) {
+    single_thread();
+    GradFixture f;
+    CHECK_OK(grad_fixture_init(tc, &f, DEV_CPU, DT_F64, &tc->err));
+    GradBatch batch;
+    DiceMicroBatch mb = grad_batch(tc, &batch);
+    enum { T = 1000 };
+    float abar[T];
+    for (int t = 0; t < T; t++) abar[t] = (float)(0.9999 * cos(0.5 * M_PI * (t + 0.5) / T) * cos(0.5 * M_PI * (t + 0.5) / T));
+    const PredictionType types[3] = {PRED_EPSILON, PRED_V_PREDICTION, PRED_SAMPLE};
+    size_t total = (size_t)sharpener_num_params(&f.sh);
+    double *want = malloc(total * sizeof *want), *got = malloc(total * sizeof *got);
+    CHECK(want && got);
+    for (int ti = 0; ti < 3; ti++)
+        for (int loss_kind = 0; loss_kind < 2; loss_kind++) {
+            NoiseSchedule sched = {T, types[ti], NULL, abar};
+            DiceStepConfig noise = {5.0, 1.0, loss_kind ? DICE_LOSS_L2 : DICE_LOSS_L1, 3, &sched};
+            DiceStepConfig raw = noise;
+            raw.noise_space = NULL;
+            double loss, expect = 0;
+            memset(want, 0, total * sizeof *want);
+            for (int64_t i = 0; i < GN; i++) {
+                DiceMicroBatch one = {1, LAT, LAT, LAT_C, batch.x_t + i * LAT * LAT * LAT_C, batch.t + i,
+                                      batch.ids + i * GL, GL, batch.null_index + i};
+                double a = abar[batch.t[i]];
+                double fac = types[ti] == PRED_V_PREDICTION ? sqrt(a) : types[ti] == PRED_SAMPLE ? sqrt(a / (1 - a)) : 1;
+                double wgt = loss_kind ? fac * fac : fac;
+                for (int k = 0; k < SHARPENER_N_PARAMS; k++) CHECK_OK(param_zero_grad(&f.ctx, &f.sh.params[k], &tc->err));
+                CHECK_OK(loss_at(&f, &raw, &one, true, &loss, &tc->err));
+                expect += wgt * loss;
+                size_t at = 0;
+                for (int k = 0; k < SHARPENER_N_PARAMS; k++) {
+                    const double *gr = f.sh.params[k].grad.data;
+                    for (int64_t e = 0; e < tensor_numel(&f.sh.params[k].grad); e++) want[at++] += wgt * gr[e];
+                }
+            }
+            for (int k = 0; k < SHARPENER_N_PARAMS; k++) CHECK_OK(param_zero_grad(&f.ctx, &f.sh.params[k], &tc->err));
+            CHECK_OK(loss_at(&f, &noise, &mb, true, &loss, &tc->err));
+            size_t at = 0;
+            for (int k = 0; k < SHARPENER_N_PARAMS; k++) {
+                const double *gr = f.sh.params[k].grad.data;
+                for (int64_t e = 0; e < tensor_numel(&f.sh.params[k].grad); e++) got[at++] = gr[e];
+            }
+            double num = 0, den = 0;
+            for (size_t e = 0; e < total; e++) num += (got[e] - want[e]) * (got[e] - want[e]), den += want[e] * want[e];
+            // f64 throughout: the batched and the one-sample UNet differ only in summation order.
+            CHECK_MSG(fabs(loss - expect) <= 1e-10 * expect, "type %d %s: loss %.15g, weighted per-sample %.15g", ti,
+                      loss_kind ? "L2" : "L1", loss, expect);
+            CHECK_MSG(den > 0 && sqrt(num / den) <= 1e-9, "type %d %s: gradient relative error %.3g", ti,
+                      loss_kind ? "L2" : "L1", sqrt(num / den));
+        }
+    free(want);
+    free(got);
+    grad_fixture_free(&f);
+}
+
 // The host copy of a device tensor as f32.
 static int to_host_f32(GradFixture *f, const Tensor *t, float *out, DiceError *err) {
     Tensor h;
@@ -364,7 +423,8 @@ static int to_host_f32(GradFixture *f, const Tensor *t, float *out, DiceError *e
 }
 
 // One micro-batch on CUDA (bf16 UNet and CLIP, fp32 sharpener, op_cast between) against the same step on the CPU
-// in f32: the loss and the gradient of all the sharpener's parameters (one vector). bf16 rounds every activation
+// in f32: the loss and the gradient of all the sharpener's parameters (one vector), on the raw outputs and on
+// the noise of a v_prediction schedule (DiceStepConfig.noise_space). bf16 rounds every activation
 // to 2^-9 relative through the UNet, and the teacher's e_u + 5 (e_c - e_u) multiplies that rounding by 5 in the
 // target. The loss moves little (measured up to 2% over 30 seeds: bound 4%). The L1 gradient is a sum of
 // sign(pred - target) terms, and the bf16 target flips the sign wherever |pred - target| is within its rounding:
@@ -377,8 +437,13 @@ DICE_CUDA_TEST(dice_train_step_cuda_bf16_matches_cpu_f32) {
     CHECK_OK(grad_fixture_init(tc, &gpu, DEV_CUDA, DT_BF16, &tc->err));
     GradBatch batch;
     DiceMicroBatch mb = grad_batch(tc, &batch);
-    for (int loss_kind = 0; loss_kind < 2; loss_kind++) {
-        DiceStepConfig cfg = {5.0, 1.0, loss_kind ? DICE_LOSS_L2 : DICE_LOSS_L1, 3};
+    enum { T = 1000 };
+    float abar[T];  // a v_prediction schedule for the noise-space loss (the factors go to the device too)
+    for (int t = 0; t < T; t++) abar[t] = (float)(1.0 - (t + 1.0) / (T + 1.0));
+    NoiseSchedule vsched = {T, PRED_V_PREDICTION, NULL, abar};
+    for (int variant = 0; variant < 4; variant++) {
+        int loss_kind = variant % 2;
+        DiceStepConfig cfg = {5.0, 1.0, loss_kind ? DICE_LOSS_L2 : DICE_LOSS_L1, 3, variant >= 2 ? &vsched : NULL};
         double want, got;
         for (int i = 0; i < SHARPENER_N_PARAMS; i++) {
             CHECK_OK(param_zero_grad(&cpu.ctx, &cpu.sh.params[i], &tc->err));
@@ -436,7 +501,7 @@ static int fixed_batch_loss(TestCtx *tc, SdModel *m, Sharpener *s, double alpha,
                                       &null_embeds, NULL, err);
     if (!rc) rc = graph_init(&g, m->ctx, &step, err);
     DiceNets nets = {&m->unet, &m->text, s, &null_embeds};
-    DiceStepConfig cfg = {5.0, alpha, DICE_LOSS_L1, N};
+    DiceStepConfig cfg = {5.0, alpha, DICE_LOSS_L1, N, NULL};
     DiceMicroBatch mb = {N, LAT, LAT, LAT_C, x_t, timesteps, ids, ds.info.seq_len, null_index};
     *loss = 0;
     if (!rc) rc = dice_step(&g, &nets, &cfg, &mb, false, loss, err);

@@ -121,6 +121,33 @@ static int check_inputs(const DiceNets *nets, const DiceMicroBatch *mb, DiceErro
     return 0;
 }
 
+// The per-sample factor that turns a difference of raw outputs into a difference of implied noise
+// (DiceStepConfig.noise_space), broadcast to w, a new tensor of like's shape (n, h, w, c) and dtype on the device.
+static int noise_space_factors(Graph *g, const NoiseSchedule *s, const int32_t *timesteps, const Tensor *like,
+                               Tensor *w, DiceError *err) {
+    int64_t n = like->shape[0], per = tensor_numel(like) / n;
+    double *host = malloc((size_t)tensor_numel(like) * sizeof *host);  // f64: exact for the f64 gradient checks
+    DICE_CHECK(err, host, "dice_step: out of host memory");
+    int rc = 0;
+    for (int64_t i = 0; i < n && !rc; i++) {
+        int t = timesteps[i];
+        if (t < 0 || t >= s->T) {
+            rc = DICE_FAIL(err, "dice_step: timestep %d of sample %lld outside 0..%d", t, (long long)i, s->T - 1);
+            break;
+        }
+        double abar = s->alphas_cumprod[t];
+        double f = s->prediction_type == PRED_V_PREDICTION ? sqrt(abar)
+                   : s->prediction_type == PRED_SAMPLE     ? sqrt(abar / (1 - abar))
+                                                           : 1.0;
+        for (int64_t k = 0; k < per; k++) host[i * per + k] = f;
+    }
+    Tensor h;
+    if (!rc) rc = tensor_wrap(&h, host, DT_F64, DEV_CPU, like->ndim, like->shape, err);
+    if (!rc) rc = tensor_to(g->ctx, g->arena, w, &h, like->dtype, err);
+    free(host);
+    return rc;
+}
+
 // The scalar value of a 0-d or one-element tensor, on the host.
 static int read_scalar(DiceCtx *ctx, const Tensor *t, double *out, DiceError *err) {
     Tensor h;
@@ -177,6 +204,14 @@ int dice_step(Graph *g, const DiceNets *nets, const DiceStepConfig *cfg, const D
     if (!rc) rc = graph_leaf(g, &xv, &x, false, err);
     if (!rc) rc = unet_forward(g, u, xv, &t_host, c_phi, &pred, err);                     // (n, h, w, c_out)
     if (!rc) rc = graph_leaf(g, &tv, &target, false, err);
+    if (!rc && cfg->noise_space && cfg->noise_space->prediction_type != PRED_EPSILON) {
+        Tensor f;  // (n, h, w, c_out): each sample's factor
+        Var *fv;
+        rc = noise_space_factors(g, cfg->noise_space, mb->timesteps, &target, &f, err);
+        if (!rc) rc = graph_leaf(g, &fv, &f, false, err);
+        if (!rc) rc = op_mul(g, &pred, pred, fv, err);
+        if (!rc) rc = op_mul(g, &tv, tv, fv, err);
+    }
     double scale = 1.0 / (double)cfg->global_batch;
     if (!rc) rc = cfg->loss == DICE_LOSS_L1 ? op_l1_loss(g, &lv, pred, tv, scale, err)
                                             : op_mse_loss(g, &lv, pred, tv, scale, err);

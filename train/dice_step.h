@@ -26,8 +26,8 @@
 //   loss  = scale * sum |pred - target|  (L1, SD1.5)  or  scale * sum (pred - target)^2  (squared L2, SDXL),
 //           scale = 1 / global batch, so the gradients of every micro-batch on every rank SUM to the
 //           gradient of the global batch's loss
-// pred and target are the UNet's raw outputs, as diffusers guides them: epsilon for the paper's models; for a
-// v_prediction model (the embedded default) v = eps / sqrt(abar_t) - sqrt((1 - abar_t) / abar_t) x_t is the
+// pred and target are the UNet's raw outputs (unless cfg->noise_space), as diffusers guides them: epsilon for
+// the paper's models; for a v_prediction model (the embedded default) v = eps / sqrt(abar_t) - sqrt((1 - abar_t) / abar_t) x_t is the
 // same affine map of eps for both branches, so CFG on v is CFG on eps, and the loss on v is the loss on eps
 // weighted by 1 / sqrt(abar_t) (L1): at high noise it is the x0 prediction's error, which is where a prompt
 // decides an image's colours.
@@ -54,6 +54,12 @@ typedef struct DiceStepConfig {
     double alpha;           // sharpening strength of the student (1)
     DiceLoss loss;
     int64_t global_batch;   // the loss divisor
+    // NULL: the loss is on the UNet's raw outputs. A schedule: on the noise they imply, the paper's loss
+    // whatever the model predicts. eps = sqrt(1 - abar) x_t + sqrt(abar) v and eps = (x_t - sqrt(abar) x0) /
+    // sqrt(1 - abar) are affine in the output with the same x_t term for pred and target, so each sample's
+    // pred and target are scaled by f(t) = sqrt(abar_t) (v_prediction) or sqrt(abar_t / (1 - abar_t)) (sample),
+    // 1 for epsilon: L1 weighs the sample by f, squared L2 by f^2.
+    const NoiseSchedule *noise_space;
 } DiceStepConfig;
 
 typedef struct DiceNets {

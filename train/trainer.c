@@ -208,6 +208,7 @@ static int make_settings(Trainer *t, DiceError *err) {
     DICE_TRY(train_settings_add(s, "alpha", err, "%.17g", o->alpha));
     DICE_TRY(train_settings_add(s, "loss", err, "%s", o->loss == DICE_LOSS_L1 ? "l1" : "l2"));
     DICE_TRY(train_settings_add(s, "t_per_sample", err, "%d", o->t_per_sample));
+    DICE_TRY(train_settings_add(s, "loss_space", err, "%s", o->noise_space_loss ? "noise" : "raw"));
     DICE_TRY(train_settings_add(s, "x0", err, "%s", o->x0_mean ? "mean" : "sample"));
     DICE_TRY(train_settings_add(s, "seed", err, "%" PRIu64, o->seed));
     return train_settings_add(s, "sharpener", err, "hidden %d heads %d", o->hidden, o->heads);
@@ -348,7 +349,7 @@ static int train_step(Trainer *t, double *loss, DiceError *err) {
                      o->global_batch, 0, 0, 0};
     dice_reserve_step(&p, &t->st.normal, &t->st.uniform, t->n_latent);
     DiceNets nets = {&t->model.unet, &t->model.text, &t->sh, &t->null_embeds};
-    DiceStepConfig cfg = {o->guidance, o->alpha, o->loss, o->global_batch};
+    DiceStepConfig cfg = {o->guidance, o->alpha, o->loss, o->global_batch, o->noise_space_loss ? &t->schedule : NULL};
     *loss = 0;
     for (int64_t off = 0; off < t->rank_rows; off += o->micro_batch) {
         int64_t m = t->rank_rows - off < o->micro_batch ? t->rank_rows - off : o->micro_batch;

@@ -41,6 +41,7 @@ typedef struct TrainOptions {
     double alpha;                // 1
     DiceLoss loss;               // L1 (SD1.5)
     bool t_per_sample;           // false: one t per global batch (the authors')
+    bool noise_space_loss;       // the loss on the noise the UNet's outputs imply (DiceStepConfig.noise_space)
     bool x0_mean;                // false: x0 is a posterior sample (the authors')
     const char *negative_prompts;// NULL: c_null = encode(""); else a file, one prompt a line
     uint64_t seed;               // 0
