@@ -356,6 +356,15 @@ DICE_TEST(dice_train_gradient_matches_finite_differences_f64) {
     grad_fixture_free(&f);
 }
 
+// out += weight * the f64 gradients of all the sharpener's parameters, as one vector.
+static void add_grads(GradFixture *f, double *out, double weight) {
+    size_t at = 0;
+    for (int k = 0; k < SHARPENER_N_PARAMS; k++) {
+        const double *gr = f->sh.params[k].grad.data;
+        for (int64_t e = 0; e < tensor_numel(&f->sh.params[k].grad); e++) out[at++] += weight * gr[e];
+    }
+}
+
 // DiceStepConfig.noise_space: the loss of a micro-batch is each sample's raw-output loss weighted by f(t)
 // (L1) or f(t)^2 (squared L2), f = sqrt(abar) for v_prediction, sqrt(abar / (1 - abar)) for sample, 1 for
 // epsilon; the gradient is the same weighted sum. Each sample is also run alone with the raw loss, in f64.
@@ -367,7 +376,10 @@ DICE_TEST(dice_train_noise_space_loss_weights_each_sample) {
     DiceMicroBatch mb = grad_batch(tc, &batch);
     enum { T = 1000 };
     float abar[T];
-    for (int t = 0; t < T; t++) abar[t] = (float)(0.9999 * cos(0.5 * M_PI * (t + 0.5) / T) * cos(0.5 * M_PI * (t + 0.5) / T));
+    for (int t = 0; t < T; t++) {  // a cosine-like schedule: abar from ~1 down to ~0
+        double c = cos(0.5 * M_PI * (t + 0.5) / T);
+        abar[t] = (float)(0.9999 * c * c);
+    }
     const PredictionType types[3] = {PRED_EPSILON, PRED_V_PREDICTION, PRED_SAMPLE};
     size_t total = (size_t)sharpener_num_params(&f.sh);
     double *want = malloc(total * sizeof *want), *got = malloc(total * sizeof *got);
@@ -384,24 +396,20 @@ DICE_TEST(dice_train_noise_space_loss_weights_each_sample) {
                 DiceMicroBatch one = {1, LAT, LAT, LAT_C, batch.x_t + i * LAT * LAT * LAT_C, batch.t + i,
                                       batch.ids + i * GL, GL, batch.null_index + i};
                 double a = abar[batch.t[i]];
-                double fac = types[ti] == PRED_V_PREDICTION ? sqrt(a) : types[ti] == PRED_SAMPLE ? sqrt(a / (1 - a)) : 1;
+                double fac = types[ti] == PRED_V_PREDICTION ? sqrt(a)
+                             : types[ti] == PRED_SAMPLE     ? sqrt(a / (1 - a))
+                                                            : 1;
                 double wgt = loss_kind ? fac * fac : fac;
-                for (int k = 0; k < SHARPENER_N_PARAMS; k++) CHECK_OK(param_zero_grad(&f.ctx, &f.sh.params[k], &tc->err));
+                for (int k = 0; k < SHARPENER_N_PARAMS; k++)
+                    CHECK_OK(param_zero_grad(&f.ctx, &f.sh.params[k], &tc->err));
                 CHECK_OK(loss_at(&f, &raw, &one, true, &loss, &tc->err));
                 expect += wgt * loss;
-                size_t at = 0;
-                for (int k = 0; k < SHARPENER_N_PARAMS; k++) {
-                    const double *gr = f.sh.params[k].grad.data;
-                    for (int64_t e = 0; e < tensor_numel(&f.sh.params[k].grad); e++) want[at++] += wgt * gr[e];
-                }
+                add_grads(&f, want, wgt);
             }
             for (int k = 0; k < SHARPENER_N_PARAMS; k++) CHECK_OK(param_zero_grad(&f.ctx, &f.sh.params[k], &tc->err));
             CHECK_OK(loss_at(&f, &noise, &mb, true, &loss, &tc->err));
-            size_t at = 0;
-            for (int k = 0; k < SHARPENER_N_PARAMS; k++) {
-                const double *gr = f.sh.params[k].grad.data;
-                for (int64_t e = 0; e < tensor_numel(&f.sh.params[k].grad); e++) got[at++] = gr[e];
-            }
+            memset(got, 0, total * sizeof *got);
+            add_grads(&f, got, 1);
             double num = 0, den = 0;
             for (size_t e = 0; e < total; e++) num += (got[e] - want[e]) * (got[e] - want[e]), den += want[e] * want[e];
             // f64 throughout: the batched and the one-sample UNet differ only in summation order.

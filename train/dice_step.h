@@ -27,10 +27,10 @@
 //           scale = 1 / global batch, so the gradients of every micro-batch on every rank SUM to the
 //           gradient of the global batch's loss
 // pred and target are the UNet's raw outputs (unless cfg->noise_space), as diffusers guides them: epsilon for
-// the paper's models; for a v_prediction model (the embedded default) v = eps / sqrt(abar_t) - sqrt((1 - abar_t) / abar_t) x_t is the
-// same affine map of eps for both branches, so CFG on v is CFG on eps, and the loss on v is the loss on eps
-// weighted by 1 / sqrt(abar_t) (L1): at high noise it is the x0 prediction's error, which is where a prompt
-// decides an image's colours.
+// the paper's models; for a v_prediction model (the embedded default) v = eps / sqrt(abar_t)
+// - sqrt((1 - abar_t) / abar_t) x_t is the same affine map of eps for both branches, so CFG on v is CFG on eps,
+// and the loss on v is the loss on eps weighted by 1 / sqrt(abar_t) (L1): at high noise it is the x0
+// prediction's error, which is where a prompt decides an image's colours.
 // Backward adds into the sharpener's Param gradients only (the frozen nets hold plain tensors). The
 // teacher's activations are released as soon as its target is computed.
 #pragma once
