@@ -330,8 +330,7 @@ static int load_state(BaseRun *r, DiceError *err) {
     return rc;
 }
 
-// Copies the configs and tokenizer files into the output folder.
-// The configs and tokenizer of --model into the pipeline folder `dir` (created).
+// Copies the configs and tokenizer files of --model into the pipeline folder `dir` (created).
 static int copy_configs(BaseRun *r, const char *dir, DiceError *err) {
     static const char *const files[] = {"model_index.json", "scheduler/scheduler_config.json",
                                         "text_encoder/config.json", "unet/config.json", "tokenizer/vocab.json",
@@ -479,7 +478,8 @@ static int run(BaseRun *r, DiceError *err) {
     const BaseTrainOptions *o = r->o;
     DICE_CHECK(err, o->model && o->out, "base training needs a model folder and an output folder");
     DICE_CHECK(err, o->batch >= 1 && o->steps >= 0 && o->uncond_prob >= 0 && o->uncond_prob <= 1 &&
-                        o->ema_decay >= 0 && o->ema_decay < 1 && o->lr > 0 && o->save_every >= 0 && o->keep_every >= 0,
+                        o->ema_decay >= 0 && o->ema_decay < 1 && o->lr > 0 && o->save_every >= 0 &&
+                        o->keep_every >= 0,
                "bad settings: batch >= 1, steps >= 0, uncond_prob in [0, 1], ema_decay in [0, 1), lr > 0, "
                "save_every and keep_every >= 0");
     if (o->device == DEV_CUDA) DICE_TRY(ctx_init_cuda(&r->ctx, 0, err));
