@@ -226,6 +226,34 @@ static int evaluate(Demo *d, const char *name, const char *setting, const uint8_
     return 0;
 }
 
+// alpha_sweep.png (accuracies, FD and the distance to CFG against alpha, with the unguided and CFG values as
+// references) and loss.png (the sharpener's, copied from train_dir). sweep: (N_ALPHAS) results in ALPHAS order.
+static int write_sweep_and_loss(const Demo *d, const MethodResult *sweep, const MethodResult *unguided,
+                                const MethodResult *cfg, const char *train_dir, DiceError *err) {
+    double acc[N_ALPHAS], colour[N_ALPHAS], fd[N_ALPHAS], dist[N_ALPHAS];
+    for (int a = 0; a < N_ALPHAS; a++) {
+        const MethodResult *m = &sweep[a];
+        acc[a] = 100 * m->acc_all, colour[a] = 100 * m->acc_colour, fd[a] = m->fd, dist[a] = m->dist_to_cfg;
+    }
+    DemoSeries series[4] = {{"all-attribute accuracy (%)", acc}, {"colour accuracy (%)", colour},
+                            {"Frechet distance (analyser features)", fd}, {"distance to the CFG sample", dist}};
+    DemoReference refs[8];
+    for (int k = 0; k < 2; k++) {
+        const MethodResult *m = k == 0 ? unguided : cfg;
+        const char *label = k == 0 ? "unguided" : "CFG";
+        refs[k] = (DemoReference){0, label, 100 * m->acc_all};
+        refs[2 + k] = (DemoReference){1, label, 100 * m->acc_colour};
+        refs[4 + k] = (DemoReference){2, label, m->fd};
+        refs[6 + k] = (DemoReference){3, label, m->dist_to_cfg};
+    }
+    char path[4096], src[4096];
+    DICE_TRY(join_path(path, sizeof path, d->o->out, "alpha_sweep.png", err));
+    DICE_TRY(demo_alpha_sweep_png(path, ALPHAS, N_ALPHAS, series, 4, refs, 8, err));
+    DICE_TRY(join_path(src, sizeof src, train_dir, "loss.png", err));
+    DICE_TRY(join_path(path, sizeof path, d->o->out, "loss.png", err));
+    return dice_copy_file(src, path, (size_t)64 << 20, err);
+}
+
 static int run(Demo *d, DiceError *err) {
     const WorldDemoOptions *o = d->o;
     char path[4096], data_dir[4096], train_dir[4096];
@@ -238,21 +266,25 @@ static int run(Demo *d, DiceError *err) {
                "%s: the demo needs the world's %dx%d pixel-space model", o->model, WORLD_SIZE, WORLD_SIZE);
     DICE_TRY(join_path(data_dir, sizeof data_dir, o->out, "data", err));
     DICE_TRY(join_path(train_dir, sizeof train_dir, o->out, "train", err));
-    say(d, "dice demo: writing the sharpener's training shards to %s\n", data_dir);
-    DICE_TRY(write_shards(d, data_dir, err));
-    say(d, "dice demo: training the sharpener in %s\n", train_dir);
-    DICE_TRY(train_sharpener(d, data_dir, train_dir, err));
+    if (!o->base_only) {
+        say(d, "dice demo: writing the sharpener's training shards to %s\n", data_dir);
+        DICE_TRY(write_shards(d, data_dir, err));
+        say(d, "dice demo: training the sharpener in %s\n", train_dir);
+        DICE_TRY(train_sharpener(d, data_dir, train_dir, err));
+    }
     DICE_TRY(make_prompts(d, err));
 
-    // The methods: unguided, CFG, the scaling grid, and the alpha sweep (its alpha = 1 is the DICE row).
+    // The methods: unguided, CFG, the scaling grid, and the alpha sweep (its alpha = 1 is the DICE row); with
+    // base_only the first two.
     size_t bytes = (size_t)d->n_images * WORLD_PIXELS;
     enum { UNGUIDED, CFG, SCALE0, ALPHA0 = SCALE0 + N_SCALES, N_RUNS = ALPHA0 + N_ALPHAS };
-    uint8_t *pix[N_RUNS];
+    const int n_runs = o->base_only ? SCALE0 : N_RUNS, n_rows = o->base_only ? 2 : 4;
+    uint8_t *pix[N_RUNS] = {0};
     double secs[N_RUNS], nfes[N_RUNS];
     int rc = 0;
-    for (int k = 0; k < N_RUNS; k++) pix[k] = malloc(bytes);
-    for (int k = 0; k < N_RUNS; k++) rc = rc ? rc : pix[k] ? 0 : DICE_FAIL(err, "out of host memory");
-    for (int k = 0; k < N_RUNS && !rc; k++) {
+    for (int k = 0; k < n_runs; k++) pix[k] = malloc(bytes);
+    for (int k = 0; k < n_runs; k++) rc = rc ? rc : pix[k] ? 0 : DICE_FAIL(err, "out of host memory");
+    for (int k = 0; k < n_runs && !rc; k++) {
         double w = k == CFG ? o->guidance : 1, s = k >= SCALE0 && k < ALPHA0 ? SCALES[k - SCALE0] : 1;
         double alpha = k >= ALPHA0 ? ALPHAS[k - ALPHA0] : 0;
         if (k >= ALPHA0 && alpha == 0) {  // alpha 0 is the unguided run
@@ -265,7 +297,7 @@ static int run(Demo *d, DiceError *err) {
     }
     MethodResult res[N_RUNS];
     char setting[64];
-    for (int k = 0; k < N_RUNS && !rc; k++) {
+    for (int k = 0; k < n_runs && !rc; k++) {
         const char *name = k == UNGUIDED ? "unguided" : k == CFG ? "CFG" : k < ALPHA0 ? "scaling" : "DICE";
         if (k == UNGUIDED) snprintf(setting, sizeof setting, "w = 1");
         else if (k == CFG) snprintf(setting, sizeof setting, "w = %g", o->guidance);
@@ -275,22 +307,23 @@ static int run(Demo *d, DiceError *err) {
     }
     // The table: unguided, CFG, the best scaling (by all-attribute accuracy), DICE alpha = 1.
     int best_scale = SCALE0, dice_row = ALPHA0 + 2;
-    for (int k = SCALE0 + 1; k < ALPHA0 && !rc; k++)
+    for (int k = SCALE0 + 1; k < ALPHA0 && k < n_runs && !rc; k++)
         if (res[k].acc_all > res[best_scale].acc_all) best_scale = k;
+    const int row_run[4] = {UNGUIDED, CFG, best_scale, dice_row};
     MethodResult rows[4];
-    if (!rc) rows[0] = res[UNGUIDED], rows[1] = res[CFG], rows[2] = res[best_scale], rows[3] = res[dice_row];
+    for (int r = 0; r < n_rows && !rc; r++) rows[r] = res[row_run[r]];
     if (!rc) rc = join_path(path, sizeof path, o->out, "table.md", err);
-    if (!rc) rc = world_metrics_table_file(path, rows, 4, err);
+    if (!rc) rc = world_metrics_table_file(path, rows, n_rows, err);
 
     // grid.png: a row per method, a column per prompt (its first seed).
     const uint8_t *cells[4 * MAX_PROMPTS];
     const char *row_labels[4];
     char row_text[4][768], col_text[MAX_PROMPTS][WORLD_CAPTION_MAX + 16];
     const char *col_labels[MAX_PROMPTS];
-    for (int r = 0; r < 4 && !rc; r++) {
+    for (int r = 0; r < n_rows && !rc; r++) {
         snprintf(row_text[r], sizeof row_text[r], "%s %s NFE %g", rows[r].name, rows[r].setting, rows[r].nfe);
         row_labels[r] = row_text[r];
-        const uint8_t *src = r == 0 ? pix[UNGUIDED] : r == 1 ? pix[CFG] : r == 2 ? pix[best_scale] : pix[dice_row];
+        const uint8_t *src = pix[row_run[r]];
         for (int p = 0; p < d->n_prompts; p++)
             cells[r * d->n_prompts + p] = src + (size_t)p * o->seeds_per_prompt * WORLD_PIXELS;
     }
@@ -299,37 +332,12 @@ static int run(Demo *d, DiceError *err) {
         col_labels[p] = col_text[p];
     }
     if (!rc) rc = join_path(path, sizeof path, o->out, "grid.png", err);
-    if (!rc) rc = demo_grid_png(path, cells, 4, d->n_prompts, WORLD_SIZE, row_labels, col_labels, 4, err);
-
-    // alpha_sweep.png: accuracies, FD and the distance to CFG against alpha, with the unguided and CFG values as
-    // references.
-    double acc[N_ALPHAS], colour[N_ALPHAS], fd[N_ALPHAS], dist[N_ALPHAS];
-    for (int a = 0; a < N_ALPHAS && !rc; a++) {
-        const MethodResult *m = &res[ALPHA0 + a];
-        acc[a] = 100 * m->acc_all, colour[a] = 100 * m->acc_colour, fd[a] = m->fd, dist[a] = m->dist_to_cfg;
-    }
-    DemoSeries series[4] = {{"all-attribute accuracy (%)", acc}, {"colour accuracy (%)", colour},
-                            {"Frechet distance (analyser features)", fd}, {"distance to the CFG sample", dist}};
-    DemoReference refs[8];
-    for (int k = 0; k < 2 && !rc; k++) {
-        const MethodResult *m = k == 0 ? &res[UNGUIDED] : &res[CFG];
-        const char *label = k == 0 ? "unguided" : "CFG";
-        refs[k] = (DemoReference){0, label, 100 * m->acc_all};
-        refs[2 + k] = (DemoReference){1, label, 100 * m->acc_colour};
-        refs[4 + k] = (DemoReference){2, label, m->fd};
-        refs[6 + k] = (DemoReference){3, label, m->dist_to_cfg};
-    }
-    if (!rc) rc = join_path(path, sizeof path, o->out, "alpha_sweep.png", err);
-    if (!rc) rc = demo_alpha_sweep_png(path, ALPHAS, N_ALPHAS, series, 4, refs, 8, err);
-
-    char src[4096];
-    if (!rc) rc = join_path(src, sizeof src, train_dir, "loss.png", err);
-    if (!rc) rc = join_path(path, sizeof path, o->out, "loss.png", err);
-    if (!rc) rc = dice_copy_file(src, path, (size_t)64 << 20, err);
-    for (int k = 0; k < N_RUNS; k++) free(pix[k]);
+    if (!rc) rc = demo_grid_png(path, cells, n_rows, d->n_prompts, WORLD_SIZE, row_labels, col_labels, 4, err);
+    if (!rc && !o->base_only) rc = write_sweep_and_loss(d, res + ALPHA0, &res[UNGUIDED], &res[CFG], train_dir, err);
+    for (int k = 0; k < n_runs; k++) free(pix[k]);
     if (!rc && !o->quiet) {
-        fprintf(stderr, "dice demo: done in %.0f s; wrote %s/{grid.png, table.md, alpha_sweep.png, loss.png}\n",
-                now_s() - t_start, o->out);
+        fprintf(stderr, "dice demo: done in %.0f s; wrote %s/{grid.png, table.md%s}\n", now_s() - t_start, o->out,
+                o->base_only ? "" : ", alpha_sweep.png, loss.png");
         snprintf(path, sizeof path, "%s/table.md", o->out);
         char *table;
         size_t len;

@@ -15,6 +15,8 @@
 //   5. write    out/grid.png (a row per method, a column per prompt), out/table.md, out/alpha_sweep.png
 //               (all-attribute and colour accuracy, FD and distance to CFG against alpha),
 //               out/loss.png (the sharpener's loss), out/train/ (the sharpener run), out/data/ (the shards)
+// base_only measures the base model alone (how much CFG adds to a checkpoint: scripts/world_snapshots.sh):
+// steps 3-5 with unguided and CFG only; out/grid.png and out/table.md have their two rows.
 // Everything is deterministic from the options on the CPU.
 #pragma once
 #include <stdbool.h>
@@ -40,6 +42,7 @@ typedef struct WorldDemoOptions {
     int n_real;                 // real images for the Frechet distance (256)
     uint64_t seed;              // data order, sharpener initialisation and the sampling seeds (0)
     bool noise_space_loss;      // the sharpener's loss on the implied noise (TrainOptions.noise_space_loss)
+    bool base_only;             // unguided and CFG only (no shards, sharpener, scaling or sweep): grid and table
     bool quiet;
 } WorldDemoOptions;
 

@@ -34,6 +34,8 @@ static const char usage[] =
     "  --seed N             data, sharpener initialisation and sampling seeds (0)\n"
     "  --noise-space-loss   the sharpener's loss on the noise the v outputs imply (the paper's loss); default:\n"
     "                       on the model's v outputs\n"
+    "  --base-only          measure the model alone: unguided and CFG rows only (no sharpener, scaling grid or\n"
+    "                       alpha sweep), OUT/grid.png and OUT/table.md; for choosing a base-model checkpoint\n"
     "  --quiet              no progress lines\n";
 
 
@@ -48,6 +50,10 @@ static int parse_args(int argc, char **argv, WorldDemoOptions *o) {
         }
         if (!strcmp(a, "--noise-space-loss")) {
             o->noise_space_loss = true;
+            continue;
+        }
+        if (!strcmp(a, "--base-only")) {
+            o->base_only = true;
             continue;
         }
         if (!v) {

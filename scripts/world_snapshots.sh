@@ -10,9 +10,11 @@
 #       device tool brings back 8 files of 16 MiB at most, so keep at most ~18 snapshots in all. BUNDLE_DIR
 #       holds scripts/bundle_gpu.sh's output.
 #   scripts/world_snapshots.sh eval TAR [TAR ...]                                         (here, on the CPU)
-#       Unpacks the TARs into runs/ and runs a short `dice demo` on every snapshot in them (the unguided and CFG
-#       rows are the demo's; the sharpener gets one step, so its DICE row means nothing), printing a line per
-#       snapshot: mean attribute and whole-caption accuracy, unguided -> CFG. A few minutes a snapshot on 2 cores.
+#       Unpacks the TARs into runs/ and runs `dice demo --base-only` on every snapshot in them (the demo's
+#       unguided and CFG rows, on its prompts and seeds), printing a line per snapshot: mean attribute and
+#       whole-caption accuracy, unguided -> CFG. About a minute a snapshot on 2 cores.
+#   scripts/world_snapshots.sh eval-dir DIR [DIR ...]                                     (here, on the CPU)
+#       The same for pipeline folders already here (e.g. runs/NAME/step-NNNNNN of a CPU run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 usage() { echo "usage: see the top of scripts/world_snapshots.sh" >&2; exit 2; }
@@ -47,19 +49,23 @@ if [ "$mode" = train ]; then
         (cd runs && tar cf "$out/snapshots-$(printf %02d "$i").tar" "${part[@]}")
     done
     ls -la "$out"
-elif [ "$mode" = eval ]; then
-    dice=${DICE_BIN:-build/dice}
+elif [ "$mode" = eval ] || [ "$mode" = eval-dir ]; then
+    measure() {  # DIR: one line, unguided -> CFG
+        "${DICE_BIN:-build/dice}" demo --base-only --model "$1" --out "$1/eval" --real 64 --quiet > "$1/eval.log" 2>&1 ||
+            { echo "$1: dice demo failed ($1/eval.log)"; return 0; }
+        awk -F'|' -v snap="$1" '
+            $2 ~ /unguided/ {ua = $7 + 0; uc = $5 + 0} $2 ~ /CFG/ {ca = $7 + 0; cc = $5 + 0}
+            END {printf "%s: attributes %.1f -> %.1f (CFG), whole captions %.1f -> %.1f\n", snap, ua, ca, uc, cc}' \
+            "$1/eval/table.md"
+    }
+    if [ "$mode" = eval-dir ]; then
+        for dir in "$@"; do measure "${dir%/}"; done
+        exit 0
+    fi
     mkdir -p runs
     for tar in "$@"; do
         tar xf "$tar" -C runs
-        for snap in $(tar tf "$tar" | sed -n 's|^\([^/]*/step-[0-9]*\)/.*|\1|p' | sort -u); do
-            "$dice" demo --model "runs/$snap" --out "runs/$snap/eval" --train-steps 1 --train-images 8 --real 64 \
-                --quiet > "runs/$snap/eval.log" 2>&1 || { echo "$snap: dice demo failed (runs/$snap/eval.log)"; continue; }
-            awk -F'|' -v snap="$snap" '
-                $2 ~ /unguided/ {ua = $7 + 0; uc = $5 + 0} $2 ~ /CFG/ {ca = $7 + 0; cc = $5 + 0}
-                END {printf "%s: attributes %.1f -> %.1f (CFG), whole captions %.1f -> %.1f\n", snap, ua, ca, uc, cc}' \
-                "runs/$snap/eval/table.md"
-        done
+        for snap in $(tar tf "$tar" | sed -n 's|^\([^/]*/step-[0-9]*\)/.*|\1|p' | sort -u); do measure "runs/$snap"; done
     done
 else
     usage

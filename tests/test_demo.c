@@ -1,6 +1,7 @@
 // tests/test_demo.c — `dice demo` (eval/world_demo.h) shortened (a few sharpener steps, two prompts, few
 // sampler steps) on the shipped model assets/dice-world: every output file is written, the table has its
-// four methods, the sharpener's loss fell, and bad arguments are one-line errors.
+// four methods, the sharpener's loss fell, --base-only gives the same unguided and CFG rows alone, and bad
+// arguments are one-line errors.
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,19 @@ static bool nonempty(const char *dir, const char *name) {
     snprintf(path, sizeof path, "%s/%s", dir, name);
     struct stat st;
     return stat(path, &st) == 0 && st.st_size > 0;
+}
+
+// The table row of text that starts with prefix, without its last cell (the wall time), into buf.
+static bool row_without_time(const char *text, const char *prefix, char *buf, size_t cap) {
+    const char *row = strstr(text, prefix), *end = row ? strchr(row, '\n') : NULL;
+    if (!end) return false;
+    while (end > row && end[-1] != '|') end--;   // past the closing '|'
+    end--;
+    while (end > row && end[-1] != '|') end--;   // back to the '|' before the time
+    if ((size_t)(end - row) >= cap) return false;
+    memcpy(buf, row, (size_t)(end - row));
+    buf[end - row] = 0;
+    return true;
 }
 
 DICE_TEST(demo_shortened_writes_every_file_and_the_sharpener_learns) {
@@ -37,6 +51,27 @@ DICE_TEST(demo_shortened_writes_every_file_and_the_sharpener_learns) {
     const char *rows[] = {"| unguided | 4 |", "| CFG | 8 |", "| scaling | 4 |", "| DICE | 4 |"};
     for (int i = 0; i < 4; i++) CHECK_MSG(strstr(text, rows[i]) != NULL, "table.md lacks '%s':\n%s", rows[i], text);
     CHECK(strstr(out, "| method |") != NULL);  // the table is printed too
+    // --base-only: the same prompts, seeds and sampler give the same unguided and CFG rows (all but the time),
+    // and nothing else is written.
+    char base_dir[2100], *base_text;
+    snprintf(base_dir, sizeof base_dir, "%s/base", test_tmpdir(tc));
+    const char *base[] = {test_dice_bin(tc), "demo", "--base-only", "--model", test_path(tc, "assets/dice-world"),
+                          "--out", base_dir, "--prompts", "2", "--seeds", "2", "--steps", "4", "--real", "16", NULL};
+    rc = test_run(tc, base, out, sizeof out, err, sizeof err);
+    CHECK_MSG(rc == 0, "dice demo --base-only failed (%d): %s", rc, err);
+    CHECK(nonempty(base_dir, "grid.png"));
+    const char *absent[] = {"alpha_sweep.png", "loss.png", "train", "data"};
+    for (int i = 0; i < 4; i++) CHECK_MSG(!nonempty(base_dir, absent[i]), "--base-only wrote %s", absent[i]);
+    snprintf(path, sizeof path, "%s/table.md", base_dir);
+    CHECK_OK(dice_read_file(path, 1 << 20, &base_text, &len, &tc->err));
+    for (int i = 0; i < 2; i++) {
+        char full_row[1024], base_row[1024];
+        CHECK(row_without_time(text, rows[i], full_row, sizeof full_row));
+        CHECK_MSG(row_without_time(base_text, rows[i], base_row, sizeof base_row), "%s", base_text);
+        CHECK_MSG(!strcmp(full_row, base_row), "--base-only's row differs:\n%s\n%s", base_row, full_row);
+    }
+    CHECK_MSG(!strstr(base_text, "| scaling") && !strstr(base_text, "| DICE"), "%s", base_text);
+    free(base_text);
     free(text);
     // The sharpener's loss fell: its losses over the last 24 of 48 steps are below those of the same 48 batches,
     // timesteps and noise with a sharpener that does not learn (lr 1e-12: `dice train` on the demo's shards with
