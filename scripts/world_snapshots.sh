@@ -12,7 +12,9 @@
 #   scripts/world_snapshots.sh eval TAR [TAR ...]                                         (here, on the CPU)
 #       Unpacks the TARs into runs/ and runs `dice demo --base-only` on every snapshot in them (the demo's
 #       unguided and CFG rows, on its prompts and seeds), printing a line per snapshot: mean attribute and
-#       whole-caption accuracy, unguided -> CFG. About a minute a snapshot on 2 cores.
+#       whole-caption accuracy, unguided -> CFG. About a minute a snapshot on 2 cores. It samples the demo's
+#       draw --seed 1 (other prompts and noise than `make demo`'s seed 0), so that the table of the chosen
+#       checkpoint is not measured on the draw it was chosen by.
 #   scripts/world_snapshots.sh eval-dir DIR [DIR ...]                                     (here, on the CPU)
 #       The same for pipeline folders already here (e.g. runs/NAME/step-NNNNNN of a CPU run).
 set -euo pipefail
@@ -51,8 +53,8 @@ if [ "$mode" = train ]; then
     ls -la "$out"
 elif [ "$mode" = eval ] || [ "$mode" = eval-dir ]; then
     measure() {  # DIR: one line, unguided -> CFG
-        "${DICE_BIN:-build/dice}" demo --base-only --model "$1" --out "$1/eval" --real 64 --quiet > "$1/eval.log" 2>&1 ||
-            { echo "$1: dice demo failed ($1/eval.log)"; return 0; }
+        "${DICE_BIN:-build/dice}" demo --base-only --seed 1 --model "$1" --out "$1/eval" --real 64 --quiet \
+            > "$1/eval.log" 2>&1 || { echo "$1: dice demo failed ($1/eval.log)"; return 0; }
         awk -F'|' -v snap="$1" '
             $2 ~ /unguided/ {ua = $7 + 0; uc = $5 + 0} $2 ~ /CFG/ {ca = $7 + 0; cc = $5 + 0}
             END {printf "%s: attributes %.1f -> %.1f (CFG), whole captions %.1f -> %.1f\n", snap, ua, ca, uc, cc}' \
@@ -65,7 +67,9 @@ elif [ "$mode" = eval ] || [ "$mode" = eval-dir ]; then
     mkdir -p runs
     for tar in "$@"; do
         tar xf "$tar" -C runs
-        for snap in $(tar tf "$tar" | sed -n 's|^\([^/]*/step-[0-9]*\)/.*|\1|p' | sort -u); do measure "runs/$snap"; done
+        for snap in $(tar tf "$tar" | sed -n 's|^\([^/]*/step-[0-9]*\)/.*|\1|p' | sort -u); do
+            measure "runs/$snap"
+        done
     done
 else
     usage

@@ -96,7 +96,8 @@ DICE_TEST(demo_shortened_writes_every_file_and_the_sharpener_learns) {
     CHECK_MSG(loss[0][0] == loss[1][0], "step 1 differs between the demo's run and the control: %g vs %g", loss[0][0],
               loss[1][0]);
     for (int s = 24; s < 48; s++) learned += loss[0][s], still += loss[1][s];
-    CHECK_MSG(learned < still, "the sharpener's loss did not fall: last 24 steps %g, without learning %g", learned, still);
+    CHECK_MSG(learned < still, "the sharpener's loss did not fall: last 24 steps %g, without learning %g", learned,
+              still);
     // Running the demo again into the same folder replaces the previous run.
     const char *again[] = {test_dice_bin(tc), "demo", "--model", test_path(tc, "assets/dice-world"), "--out", out_dir,
                            "--train-steps", "2", "--train-images", "8", "--batch", "2", "--prompts", "2", "--seeds",
