@@ -266,7 +266,13 @@ static int run(Demo *d, DiceError *err) {
                "%s: the demo needs the world's %dx%d pixel-space model", o->model, WORLD_SIZE, WORLD_SIZE);
     DICE_TRY(join_path(data_dir, sizeof data_dir, o->out, "data", err));
     DICE_TRY(join_path(train_dir, sizeof train_dir, o->out, "train", err));
-    if (!o->base_only) {
+    if (o->base_only) {  // a previous full demo's pictures in OUT would read as this run's
+        static const char *const stale[] = {"alpha_sweep.png", "loss.png"};
+        for (int i = 0; i < 2; i++) {
+            DICE_TRY(join_path(path, sizeof path, o->out, stale[i], err));
+            DICE_CHECK(err, !unlink(path) || errno == ENOENT, "%s: cannot remove: %s", path, strerror(errno));
+        }
+    } else {
         say(d, "dice demo: writing the sharpener's training shards to %s\n", data_dir);
         DICE_TRY(write_shards(d, data_dir, err));
         say(d, "dice demo: training the sharpener in %s\n", train_dir);

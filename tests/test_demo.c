@@ -55,6 +55,10 @@ DICE_TEST(demo_shortened_writes_every_file_and_the_sharpener_learns) {
     // and nothing else is written.
     char base_dir[2100], *base_text;
     snprintf(base_dir, sizeof base_dir, "%s/base", test_tmpdir(tc));
+    CHECK_OK(dice_make_dirs(base_dir, &tc->err));
+    snprintf(path, sizeof path, "%s/loss.png", base_dir);   // as if a full demo had run there before
+    FILE *f = fopen(path, "w");
+    CHECK(f && fputs("stale", f) >= 0 && fclose(f) == 0);
     const char *base[] = {test_dice_bin(tc), "demo", "--base-only", "--model", test_path(tc, "assets/dice-world"),
                           "--out", base_dir, "--prompts", "2", "--seeds", "2", "--steps", "4", "--real", "16", NULL};
     rc = test_run(tc, base, out, sizeof out, err, sizeof err);
