@@ -12,7 +12,7 @@
 #   scripts/world_snapshots.sh eval TAR [TAR ...]                                         (here, on the CPU)
 #       Unpacks the TARs into runs/ and runs `dice demo --base-only` on every snapshot in them (the demo's
 #       unguided and CFG rows, on its prompts and seeds), printing a line per snapshot: mean attribute and
-#       whole-caption accuracy, unguided -> CFG. About a minute a snapshot on 2 cores. It samples the demo's
+#       whole-caption accuracy, unguided -> CFG. 1.5-2.5 minutes a snapshot on 2 cores. It samples the demo's
 #       draw --seed 1 (other prompts and noise than `make demo`'s seed 0), so that the table of the chosen
 #       checkpoint is not measured on the draw it was chosen by; 32 prompts x 4 seeds (the demo's 128 images, with
 #       less of the prompt-to-prompt variance than its 16 x 8).
@@ -54,8 +54,8 @@ if [ "$mode" = train ]; then
     ls -la "$out"
 elif [ "$mode" = eval ] || [ "$mode" = eval-dir ]; then
     measure() {  # DIR: one line, unguided -> CFG
-        "${DICE_BIN:-build/dice}" demo --base-only --seed 1 --prompts 32 --seeds 4 --model "$1" --out "$1/eval" --real 64 \
-            --quiet > "$1/eval.log" 2>&1 || { echo "$1: dice demo failed ($1/eval.log)"; return 0; }
+        "${DICE_BIN:-build/dice}" demo --base-only --seed 1 --prompts 32 --seeds 4 --real 64 --model "$1" \
+            --out "$1/eval" --quiet > "$1/eval.log" 2>&1 || { echo "$1: dice demo failed ($1/eval.log)"; return 0; }
         awk -F'|' -v snap="$1" '
             $2 ~ /unguided/ {ua = $7 + 0; uc = $5 + 0} $2 ~ /CFG/ {ca = $7 + 0; cc = $5 + 0}
             END {printf "%s: attributes %.1f -> %.1f (CFG), whole captions %.1f -> %.1f\n", snap, ua, ca, uc, cc}' \
