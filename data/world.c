@@ -196,6 +196,53 @@ void world_sample_geom(const WorldAttrs *a, uint64_t seed, uint64_t index, World
     geom_from_uniforms(a, u, g);
 }
 
+// Philox counter word 2 of the caption-noise stream ("NOIS").
+#define NOISE_STREAM 0x4E4F4953u
+
+// A value of [0, n) other than `self` and not in avoid[0..n_avoid), uniform over those, from the word x.
+static int other_value(int n, int self, const int *avoid, int n_avoid, uint32_t x) {
+    int allowed[WORLD_N_COLOURS], n_allowed = 0;
+    for (int v = 0; v < n; v++) {
+        int ok = v != self;
+        for (int k = 0; k < n_avoid; k++) ok = ok && v != avoid[k];
+        if (ok) allowed[n_allowed++] = v;
+    }
+    return allowed[x % (uint32_t)n_allowed];
+}
+
+void world_noisy_attrs(const WorldAttrs *a, double q, uint64_t seed, uint64_t index, WorldAttrs *out) {
+    *out = *a;
+    if (q <= 0) return;
+    for (uint32_t attempt = 0; attempt < 64; attempt++) {
+        PhiloxU32x4 blocks[3];
+        for (uint32_t j = 0; j < 3; j++) {
+            PhiloxU32x4 ctr = {{(uint32_t)index, (uint32_t)(index >> 32), NOISE_STREAM, attempt * 4u + j}};
+            blocks[j] = philox4x32_10(ctr, (uint32_t)seed, (uint32_t)(seed >> 32));
+        }
+        // words 0..5 decide whether attribute k is replaced, words 6..11 pick its new value
+        const uint32_t *w = blocks[0].v, *w2 = blocks[1].v, *w3 = blocks[2].v;
+        uint32_t word[12] = {w[0], w[1], w[2], w[3], w2[0], w2[1], w2[2], w2[3], w3[0], w3[1], w3[2], w3[3]};
+        WorldAttrs n = *a;
+        if (philox_u01(word[0]) < q) {
+            int avoid[2] = {n.colour[0], n.colour[1]};
+            n.background = other_value(WORLD_N_COLOURS, a->background, avoid, 2, word[6]);
+        }
+        for (int i = 0; i < 2; i++)
+            if (philox_u01(word[1 + i]) < q) {
+                int avoid[2] = {n.colour[1 - i], n.background};
+                n.colour[i] = other_value(WORLD_N_COLOURS, a->colour[i], avoid, 2, word[7 + i]);
+            }
+        for (int i = 0; i < 2; i++)
+            if (philox_u01(word[3 + i]) < q)
+                n.shape[i] = other_value(WORLD_N_SHAPES, a->shape[i], NULL, 0, word[9 + i]);
+        if (philox_u01(word[5]) < q) n.relation = other_value(WORLD_N_RELATIONS, a->relation, NULL, 0, word[11]);
+        if (!world_is_heldout(&n)) {
+            *out = n;
+            return;
+        }
+    }
+}
+
 // ---------------------------------------------------------------- captions
 
 static const char *article(int colour) { return world_colour_names[colour][0] == 'o' ? "an" : "a"; }

@@ -109,6 +109,15 @@ void world_attrs_from_index(int index, WorldAttrs *a);
 // Item `index` of the stream of `split` for `seed`: attributes uniform over the split's combinations,
 // jittered geometry, caption and rendered image. Depends on (seed, index, split) only.
 void world_sample(uint64_t seed, uint64_t index, WorldSplit split, WorldItem *out);
+// The attributes a noisy caption of item `index` gives for the scene a (valid, of the training split), like
+// the imperfect captions of web images: each of the six attributes, in the order background, colour 0,
+// colour 1, shape 0, shape 1, relation, is independently with probability q replaced by a value drawn
+// uniformly from the others that keep the caption valid (a colour never equal to the other two colours as
+// they stand then): 5 for a colour, 3 for a shape or the relation. A draw that lands on a held-out scene is
+// redrawn, so held-out combinations never appear in training captions either (after 64 such draws, an
+// event of probability < 1e-60, the clean attributes). q = 0 returns a itself. Philox keyed by seed on a
+// stream of its own, addressed by index: depends on (a, q, seed, index) only.
+void world_noisy_attrs(const WorldAttrs *a, double q, uint64_t seed, uint64_t index, WorldAttrs *out);
 // Jittered geometry for given attrs, distributed as world_sample's (the real images of a prompt, e.g. for a
 // Frechet distance); depends on (attrs, seed, index) only.
 void world_sample_geom(const WorldAttrs *a, uint64_t seed, uint64_t index, WorldGeom *g);

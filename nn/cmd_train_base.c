@@ -31,6 +31,9 @@ static const char usage[] =
     "  --lr X               AdamW learning rate, constant; betas 0.9/0.999, eps 1e-8 (1e-3)\n"
     "  --weight-decay X     AdamW weight decay (1e-2)\n"
     "  --uncond-prob P      caption dropout to the empty prompt (0.15)\n"
+    "  --caption-noise Q    probability that each attribute of a training caption (background, colours,\n"
+    "                       shapes, relation) is replaced by another, like the noisy captions of web images;\n"
+    "                       a faithful model then follows a caption only as often as the data do (0)\n"
     "  --ema X              EMA decay of the saved weights, 0 for none (0.999)\n"
     "  --save-every N       write the folder's weights and the training state every N steps, 0: at the end (250)\n"
     "  --keep-every N       also keep the weights of every N-th step as OUT/step-NNNNNN/, a pipeline folder\n"
@@ -87,6 +90,7 @@ static int parse_args(int argc, char **argv, BaseTrainOptions *o) {
         } else if (!strcmp(a, "--lr")) rc = parse_f64(a, v, &o->lr);
         else if (!strcmp(a, "--weight-decay")) rc = parse_f64(a, v, &o->weight_decay);
         else if (!strcmp(a, "--uncond-prob")) rc = parse_f64(a, v, &o->uncond_prob);
+        else if (!strcmp(a, "--caption-noise")) rc = parse_f64(a, v, &o->caption_noise);
         else if (!strcmp(a, "--ema")) rc = parse_f64(a, v, &o->ema_decay);
         else if (!strcmp(a, "--save-dtype")) {
             if (!strcmp(v, "f16")) o->save_dtype = DT_F16;

@@ -292,6 +292,40 @@ DICE_TEST(base_train_regresses_the_target_of_the_prediction_type) {
     free(sched_text);
 }
 
+// The text each training sample is trained with (base_train.h): "" when u0 < uncond_prob, otherwise the caption of
+// world_noisy_attrs(attrs, caption_noise, seed, index), the item's own caption when caption_noise is 0.
+DICE_TEST(base_train_caption_drops_and_corrupts_as_documented) {
+    BaseTrainOptions o;
+    base_train_defaults(&o);
+    o.seed = tc->seed;
+    static WorldItem item;
+    int dropped = 0, exact = 0, kept = 0;
+    for (uint64_t i = 0; i < 2000; i++) {
+        world_sample(o.seed, i, WORLD_TRAIN, &item);
+        float u[4];
+        philox_uniform4(o.seed, i, u);
+        char text[WORLD_CAPTION_MAX], want[WORLD_CAPTION_MAX];
+        o.caption_noise = 0;
+        base_train_caption(&o, i, &item, text);
+        CHECK(strcmp(text, u[0] < o.uncond_prob ? "" : item.caption) == 0);
+        o.caption_noise = 0.3;
+        base_train_caption(&o, i, &item, text);
+        if (u[0] < o.uncond_prob) {
+            CHECK(text[0] == '\0');
+            dropped++;
+            continue;
+        }
+        WorldAttrs noisy;
+        world_noisy_attrs(&item.attrs, o.caption_noise, o.seed, i, &noisy);
+        CHECK(world_caption(&noisy, want, sizeof want) > 0);
+        CHECK(strcmp(text, want) == 0);
+        exact += !strcmp(text, item.caption), kept++;
+    }
+    // About 15% dropped; about (1 - 0.3)^6 = 12% of the kept captions still exact.
+    CHECK_MSG(dropped > 200 && dropped < 400, "%d of 2000 dropped", dropped);
+    CHECK_MSG(exact > kept / 20 && exact < kept / 5, "%d of %d kept captions exact", exact, kept);
+}
+
 DICE_TEST(base_train_errors_are_clear) {
     const char *model = tiny_model(tc);
     CHECK_OK(model ? 0 : -1);
@@ -300,7 +334,10 @@ DICE_TEST(base_train_errors_are_clear) {
     BaseTrainOptions o;
     options(&o, model, out, 1);
     o.uncond_prob = 1.5;
-    CHECK_FAILS_WITH(base_train(&o, &tc->err), "uncond_prob in [0, 1]");
+    CHECK_FAILS_WITH(base_train(&o, &tc->err), "uncond_prob and caption_noise in [0, 1]");
+    options(&o, model, out, 1);
+    o.caption_noise = -0.1;
+    CHECK_FAILS_WITH(base_train(&o, &tc->err), "uncond_prob and caption_noise in [0, 1]");
     options(&o, model, out, 1);
     o.keep_every = -1;
     CHECK_FAILS_WITH(base_train(&o, &tc->err), "keep_every >= 0");

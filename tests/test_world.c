@@ -1,7 +1,8 @@
 // tests/test_world.c — the synthetic world (data/world.h): deterministic sampling, captions that parse
-// back to their attributes, the held-out split, the analyser's read-back accuracy on noisy jittered
-// images and its verdict on wrong images, and the vocabulary being single tokens of the real CLIP
-// tokenizer (tests/golden/clip_tokenizer).
+// back to their attributes, the held-out split, noisy training captions, the analyser's read-back accuracy
+// on noisy jittered images and its verdict on wrong images, and the vocabulary being single tokens of the
+// real CLIP tokenizer (tests/golden/clip_tokenizer).
+#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -113,6 +114,57 @@ DICE_TEST(world_heldout_split) {
     }
     printf("    2000 held-out samples cover %d distinct held-out captions\n", distinct);
     CHECK(distinct > heldout / 2);
+}
+
+// Noisy captions: every attribute replaced at rate q by a uniformly chosen other value, always a valid training
+// caption, deterministic, exact at q = 0 and entirely wrong at q = 1.
+DICE_TEST(world_noisy_attrs_replace_each_attribute_at_its_rate) {
+    enum { N = 20000 };
+    const double q = 0.3;
+    static WorldItem item;
+    int changed[6] = {0}, shape_moves[WORLD_N_SHAPES][WORLD_N_SHAPES] = {{0}};
+    for (uint64_t i = 0; i < N; i++) {
+        world_sample(tc->seed, i, WORLD_TRAIN, &item);
+        const WorldAttrs *a = &item.attrs;
+        WorldAttrs n, again, exact, wrong;
+        world_noisy_attrs(a, q, tc->seed, i, &n);
+        world_noisy_attrs(a, q, tc->seed, i, &again);
+        CHECK(attrs_equal(&n, &again));
+        CHECK(world_attrs_valid(&n) && !world_is_heldout(&n));
+        const int diff[6] = {n.background != a->background, n.colour[0] != a->colour[0],
+                             n.colour[1] != a->colour[1],   n.shape[0] != a->shape[0],
+                             n.shape[1] != a->shape[1],     n.relation != a->relation};
+        for (int k = 0; k < 6; k++) changed[k] += diff[k];
+        shape_moves[a->shape[0]][n.shape[0]]++;
+        world_noisy_attrs(a, 0.0, tc->seed, i, &exact);
+        CHECK(attrs_equal(&exact, a));
+        if (i < 2000) {
+            world_noisy_attrs(a, 1.0, tc->seed, i, &wrong);
+            CHECK(world_attrs_valid(&wrong) && !world_is_heldout(&wrong));
+            CHECK(wrong.background != a->background && wrong.colour[0] != a->colour[0] &&
+                  wrong.colour[1] != a->colour[1] && wrong.shape[0] != a->shape[0] &&
+                  wrong.shape[1] != a->shape[1] && wrong.relation != a->relation);
+        }
+    }
+    // A draw that lands on a held-out scene (about 1 in 10 of those that change something) is redrawn, which
+    // lowers each attribute's rate below q by at most that share; 5 standard deviations of sampling on top.
+    const double sd = sqrt(q * (1 - q) / N);
+    for (int k = 0; k < 6; k++) {
+        double rate = (double)changed[k] / N;
+        printf("    attribute %d replaced in %.4f of %d captions (q = %.2f)\n", k, rate, N, q);
+        CHECK_MSG(rate >= 0.88 * q - 5 * sd && rate <= q + 5 * sd, "attribute %d: rate %.4f, q %.2f", k, rate, q);
+    }
+    // The new shape is uniform over the three others.
+    for (int s = 0; s < WORLD_N_SHAPES; s++) {
+        int moved = 0;
+        for (int t = 0; t < WORLD_N_SHAPES; t++) moved += t != s ? shape_moves[s][t] : 0;
+        for (int t = 0; t < WORLD_N_SHAPES; t++) {
+            if (t == s) continue;
+            double p = 1.0 / 3, sd_t = sqrt(moved * p * (1 - p));
+            CHECK_MSG(fabs(shape_moves[s][t] - moved * p) <= 5 * sd_t, "shape %d -> %d: %d of %d", s, t,
+                      shape_moves[s][t], moved);
+        }
+    }
 }
 
 // A 3x3 box blur (the border pixels average their neighbours inside the image).

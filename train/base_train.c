@@ -354,6 +354,18 @@ static int copy_configs(BaseRun *r, const char *dir, DiceError *err) {
 
 // ---------------------------------------------------------------- one step
 
+void base_train_caption(const BaseTrainOptions *o, uint64_t index, const WorldItem *item, char *buf) {
+    float u[UNIFORMS_PER_SAMPLE];
+    philox_uniform4(o->seed, index, u);
+    if (u[0] < o->uncond_prob) {
+        buf[0] = '\0';
+        return;
+    }
+    WorldAttrs noisy;
+    world_noisy_attrs(&item->attrs, o->caption_noise, o->seed, index, &noisy);
+    world_caption(&noisy, buf, WORLD_CAPTION_MAX);
+}
+
 // The inputs of global step `step`: images, captions (some dropped), timesteps, noisy images and the
 // regression target of the scheduler's prediction_type (diffusers' train_text_to_image.py): the noise for
 // epsilon, get_velocity(x0, noise, t) = sqrt(abar) noise - sqrt(1 - abar) x0 for v_prediction, x0 for sample.
@@ -366,7 +378,8 @@ static int make_batch(BaseRun *r, int64_t step, DiceError *err) {
         world_sample(r->o->seed, index, WORLD_TRAIN, &item);
         float u[UNIFORMS_PER_SAMPLE];
         philox_uniform4(r->o->seed, index, u);
-        const char *text = u[0] < r->o->uncond_prob ? "" : item.caption;
+        char text[WORLD_CAPTION_MAX];
+        base_train_caption(r->o, index, &item, text);
         DICE_TRY(clip_tokenizer_encode(&r->tok, text, r->ids + (size_t)j * r->tok.max_length, NULL, NULL, err));
         int t = (int)(u[1] * (float)r->sched.T);
         if (t >= r->sched.T) t = r->sched.T - 1;
@@ -478,10 +491,10 @@ static int run(BaseRun *r, DiceError *err) {
     const BaseTrainOptions *o = r->o;
     DICE_CHECK(err, o->model && o->out, "base training needs a model folder and an output folder");
     DICE_CHECK(err, o->batch >= 1 && o->steps >= 0 && o->uncond_prob >= 0 && o->uncond_prob <= 1 &&
-                        o->ema_decay >= 0 && o->ema_decay < 1 && o->lr > 0 && o->save_every >= 0 &&
-                        o->keep_every >= 0,
-               "bad settings: batch >= 1, steps >= 0, uncond_prob in [0, 1], ema_decay in [0, 1), lr > 0, "
-               "save_every and keep_every >= 0");
+                        o->caption_noise >= 0 && o->caption_noise <= 1 && o->ema_decay >= 0 && o->ema_decay < 1 &&
+                        o->lr > 0 && o->save_every >= 0 && o->keep_every >= 0,
+               "bad settings: batch >= 1, steps >= 0, uncond_prob and caption_noise in [0, 1], ema_decay in [0, 1), "
+               "lr > 0, save_every and keep_every >= 0");
     if (o->device == DEV_CUDA) DICE_TRY(ctx_init_cuda(&r->ctx, 0, err));
     else ctx_init_cpu(&r->ctx);
     r->ctx_open = true;

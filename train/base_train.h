@@ -4,7 +4,9 @@
 //
 //   per sample j of a batch of B (item step * B + j of the world's training stream, data/world.h):
 //     x0    = 2 rgb / 255 - 1                                  (32, 32, 3), pixel space
-//     c     = caption, replaced by "" with probability uncond_prob (so that CFG means something)
+//     c     = caption, replaced by "" with probability uncond_prob (so that CFG means something); otherwise,
+//             with caption_noise q > 0, the caption of world_noisy_attrs(attrs, q, seed, i) (each attribute
+//             wrong with probability q, like web captions: base_train_caption)
 //     t     ~ U{0..T-1}, noise ~ N(0, I), x_t = add_noise(x0, noise, t) on the model's own schedule
 //     target = noise (prediction_type epsilon), get_velocity(x0, noise, t) = sqrt(abar_t) noise -
 //              sqrt(1 - abar_t) x0 (v_prediction) or x0 (sample), from the model's scheduler config
@@ -32,6 +34,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "data/world.h"
 #include "nn/dtype.h"
 #include "nn/tensor.h"
 #include "nn/error.h"
@@ -48,6 +51,7 @@ typedef struct BaseTrainOptions {
     int batch;
     double lr, weight_decay;
     double uncond_prob;       // caption dropout
+    double caption_noise;     // probability that each attribute of a training caption is wrong (0: exact)
     double ema_decay;         // 0: no EMA
     uint64_t seed;            // initialisation (when the model folder has no weights), data and noise
     int64_t save_every;       // 0: at the end only
@@ -59,6 +63,9 @@ typedef struct BaseTrainOptions {
 } BaseTrainOptions;
 
 void base_train_defaults(BaseTrainOptions *o);
+// The text that sample `index` of the training stream (the scene `item`, world_sample(seed, index)) is
+// trained with: "" (dropout), the noisy caption or the item's own; into buf (WORLD_CAPTION_MAX bytes).
+void base_train_caption(const BaseTrainOptions *o, uint64_t index, const WorldItem *item, char *buf);
 int base_train(const BaseTrainOptions *o, DiceError *err);
 
 #ifdef __cplusplus
