@@ -32,6 +32,8 @@ int world_vocabulary(const char *const **words) {
 
 // Philox counter word 2 of the world's stream ("WRLD"), so it never collides with the noise streams.
 #define WORLD_STREAM 0x57524C44u
+// ... and of the caption-noise stream ("NOIS", world_noisy_attrs).
+#define NOISE_STREAM 0x4E4F4953u
 
 // ---------------------------------------------------------------- combinations
 
@@ -159,10 +161,15 @@ void world_render(const WorldAttrs *a, const WorldGeom *g, uint8_t *rgb) {
 // which pixels a shape covers.
 static float u01_64(uint32_t x) { return (float)(x >> 26) * 0.015625f; }
 
-// Block `j` of attempt `attempt` of item `index`: 4 random 32-bit words.
-static PhiloxU32x4 item_block(uint64_t seed, uint64_t index, uint32_t attempt, uint32_t j) {
-    PhiloxU32x4 ctr = {{(uint32_t)index, (uint32_t)(index >> 32), WORLD_STREAM, attempt * 4u + j}};
+// Block `j` of attempt `attempt` of item `index` on the Philox stream `stream`: 4 random 32-bit words.
+static PhiloxU32x4 stream_block(uint64_t seed, uint32_t stream, uint64_t index, uint32_t attempt, uint32_t j) {
+    PhiloxU32x4 ctr = {{(uint32_t)index, (uint32_t)(index >> 32), stream, attempt * 4u + j}};
     return philox4x32_10(ctr, (uint32_t)seed, (uint32_t)(seed >> 32));
+}
+
+// The world's own stream (sampling and geometry).
+static PhiloxU32x4 item_block(uint64_t seed, uint64_t index, uint32_t attempt, uint32_t j) {
+    return stream_block(seed, WORLD_STREAM, index, attempt, j);
 }
 
 void world_sample(uint64_t seed, uint64_t index, WorldSplit split, WorldItem *out) {
@@ -196,9 +203,6 @@ void world_sample_geom(const WorldAttrs *a, uint64_t seed, uint64_t index, World
     geom_from_uniforms(a, u, g);
 }
 
-// Philox counter word 2 of the caption-noise stream ("NOIS").
-#define NOISE_STREAM 0x4E4F4953u
-
 // A value of [0, n) other than `self` and not in avoid[0..n_avoid), uniform over those, from the word x.
 static int other_value(int n, int self, const int *avoid, int n_avoid, uint32_t x) {
     int allowed[WORLD_N_COLOURS], n_allowed = 0;
@@ -214,14 +218,12 @@ void world_noisy_attrs(const WorldAttrs *a, double q, uint64_t seed, uint64_t in
     *out = *a;
     if (q <= 0) return;
     for (uint32_t attempt = 0; attempt < 64; attempt++) {
-        PhiloxU32x4 blocks[3];
-        for (uint32_t j = 0; j < 3; j++) {
-            PhiloxU32x4 ctr = {{(uint32_t)index, (uint32_t)(index >> 32), NOISE_STREAM, attempt * 4u + j}};
-            blocks[j] = philox4x32_10(ctr, (uint32_t)seed, (uint32_t)(seed >> 32));
-        }
         // words 0..5 decide whether attribute k is replaced, words 6..11 pick its new value
-        const uint32_t *w = blocks[0].v, *w2 = blocks[1].v, *w3 = blocks[2].v;
-        uint32_t word[12] = {w[0], w[1], w[2], w[3], w2[0], w2[1], w2[2], w2[3], w3[0], w3[1], w3[2], w3[3]};
+        uint32_t word[12];
+        for (uint32_t j = 0; j < 3; j++) {
+            PhiloxU32x4 b = stream_block(seed, NOISE_STREAM, index, attempt, j);
+            memcpy(word + 4 * j, b.v, sizeof b.v);
+        }
         WorldAttrs n = *a;
         if (philox_u01(word[0]) < q) {
             int avoid[2] = {n.colour[0], n.colour[1]};
